@@ -1,0 +1,151 @@
+"""The `imgbuild` command: thin typer wrappers over the pipeline; errors become exit codes here.
+
+Exit codes: 0 ok, 2 usage, 3 config, 4 input, 5 daemon, 6 BuildKit, 7 build, 8 registry, 9 push,
+10 size regression, 11 AWS, 12 missing program, 70 internal bug, 130/143 interrupted.
+"""
+
+import json
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from types import FrameType
+from typing import Annotated
+
+import click
+import typer
+
+from buildkit import config as configmod
+from buildkit import log, summary
+from buildkit.errors import INTERNAL_ERROR_EXIT, ImgbuildError, Interrupted
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Build, push and measure the ruby → base → app image chain of a Rails app.",
+)
+
+
+@dataclass
+class Globals:
+    config: str | None = None
+    registry: str | None = None
+
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("-c", "--config", help="Config file (default: ./imgbuild.yaml).")
+]
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Registry HOST:PORT or HOST/PATH; overrides the config and IMGBUILD_REGISTRY.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Log every command; tracebacks.")] = False,
+) -> None:
+    log.set_debug(debug)
+    ctx.obj = Globals(config=config, registry=registry)
+
+
+def _resolve(ctx: typer.Context, config: str | None, registry: str | None) -> configmod.Config:
+    globals_ = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    path = configmod.find_config(config or globals_.config)
+    overrides = configmod.Overrides(registry=registry or globals_.registry)
+    return configmod.resolve(path, overrides)
+
+
+def _layer_command(layer: str) -> None:
+    def command(
+        ctx: typer.Context,
+        push: Annotated[
+            bool, typer.Option("--push", help="Push every layer of the chain.")
+        ] = False,
+        no_cache: Annotated[
+            bool, typer.Option("--no-cache", help=f"Rebuild the {layer} image without any cache.")
+        ] = False,
+        as_json: JsonOpt = False,
+        config: ConfigOpt = None,
+        registry: RegistryOpt = None,
+    ) -> None:
+        from buildkit import pipeline
+
+        resolved = _resolve(ctx, config, registry)
+        timer = log.Timer()
+        outcomes = pipeline.run(
+            resolved, pipeline.RunOptions(target=layer, push=push, no_cache=no_cache)
+        )
+        data = summary.run_summary(outcomes, timer.seconds)
+        if as_json:
+            print(json.dumps(data, indent=2))
+        summary.print_run_table(data)
+
+    command.__doc__ = f"Build the {layer} image and whatever it depends on that is stale."
+    app.command(name=layer)(command)
+
+
+for _layer in configmod.LAYERS:
+    _layer_command(_layer)
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Say, per layer, whether it is up to date or must be built, and why."""
+    from buildkit import plan as planmod
+    from buildkit.engine import docker_api
+
+    resolved = _resolve(ctx, config, registry)
+    docker_api.client()
+    plans = planmod.make_plan(resolved)
+    if as_json:
+        print(json.dumps({"layers": [p.as_json() for p in plans]}, indent=2))
+        return
+    for p in plans:
+        print(f"{p.spec.name:5} {p.status:10} {p.spec.image}")
+        for reason in p.reasons:
+            print(f"      - {reason}")
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def main() -> None:
+    """Console entry point: the only place errors turn into messages and exit codes."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app(standalone_mode=False, prog_name="imgbuild")
+    except ImgbuildError as exc:
+        log.error(exc.message)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        log.error("interrupted")
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if log.debug_enabled():
+            traceback.print_exc()
+        log.error(
+            f"internal error: {type(exc).__name__}: {exc}; this is a bug in imgbuild, please "
+            "report it with the output of --debug"
+        )
+        sys.exit(INTERNAL_ERROR_EXIT)

@@ -1,0 +1,127 @@
+"""Build contexts and staged Dockerfiles.
+
+The ruby layer's context is assembled here: ruby-build, the release tarball (when the config names
+one) and a custom ruby-build definition for it. Other layers build straight from the app directory;
+their filtering is a Dockerfile-specific ignore file (`Dockerfile.dockerignore`, read by BuildKit
+next to the Dockerfile), so imgbuild's defaults apply without touching the app's own files.
+Staging dirs are persistent per image, so BuildKit's context transfer stays incremental.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from buildkit import dockerignore, log
+from buildkit.config import Config
+from buildkit.errors import InputError
+from buildkit.fsutil import atomic_write_text
+from buildkit.layers import LayerSpec
+
+RUBY_BUILD_URL = "https://github.com/rbenv/ruby-build/archive/refs/tags/{tag}.tar.gz"
+
+
+def _staging(config: Config, spec: LayerSpec, kind: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.repository)
+    path = config.cache_dir / kind / safe
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stage_dockerfile(config: Config, spec: LayerSpec) -> Path:
+    """Copy the layer's Dockerfile next to its generated ignore file; return the copy's path."""
+    directory = _staging(config, spec, "dockerfiles")
+    target = directory / "Dockerfile"
+    atomic_write_text(target, spec.dockerfile.read_text(encoding="utf-8"))
+    atomic_write_text(directory / "Dockerfile.dockerignore", dockerignore.render(spec.ignore))
+    return target
+
+
+def stage_ruby_context(config: Config, spec: LayerSpec) -> Path:
+    """Assemble ruby-build/, src/ and defs/ for the ruby layer; return the context directory."""
+    context = _staging(config, spec, "contexts")
+    for sub in ("src", "defs"):
+        shutil.rmtree(context / sub, ignore_errors=True)
+        (context / sub).mkdir()
+    _place_ruby_build(config, context / "ruby-build")
+    source = config.ruby.source
+    if source is not None:
+        name = f"ruby-{config.ruby.version}"
+        sha = spec.inputs["ruby source"].removeprefix("sha256:")
+        if source.path is not None:
+            filename = source.path.name
+            _link_or_copy(source.path, context / "src" / filename)
+            url = f"file:///opt/ruby-src/{filename}"
+        else:
+            assert source.url is not None
+            url = source.url
+        definition = f'install_package "{name}" "{url}#{sha}" enable_shared standard\n'
+        (context / "defs" / config.ruby.version).write_text(definition, encoding="utf-8")
+    return context
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _place_ruby_build(config: Config, target: Path) -> None:
+    """ruby-build as bin/ + share/: from a local checkout or tarball, or a downloaded release."""
+    wanted = config.ruby.ruby_build
+    # The stamp sits beside ruby-build/, not in it: the Dockerfile COPYs that dir, and an extra
+    # file would change its cache key and recompile Ruby.
+    stamp = target.parent / ".ruby-build-source"
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    source = Path(wanted)
+    if source.is_absolute() and source.is_dir():
+        _copy_ruby_build_tree(source, target)
+    else:
+        archive = source if source.is_absolute() else _download_ruby_build(config, wanted)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+            roots = [p for p in Path(tmp).iterdir() if p.is_dir()]
+            _copy_ruby_build_tree(roots[0] if len(roots) == 1 else Path(tmp), target)
+    stamp.write_text(wanted, encoding="utf-8")
+
+
+def _copy_ruby_build_tree(source: Path, target: Path) -> None:
+    if not (source / "bin" / "ruby-build").is_file():
+        raise InputError(
+            f"ruby.ruby_build {source} has no bin/ruby-build; point it at a ruby-build checkout"
+        )
+    target.mkdir(parents=True)
+    shutil.copytree(source / "bin", target / "bin")
+    shutil.copytree(source / "share", target / "share")
+
+
+def _download_ruby_build(config: Config, wanted: str) -> Path:
+    tag = wanted if wanted.startswith("v") else f"v{wanted}"
+    url = wanted if wanted.startswith(("http://", "https://")) else RUBY_BUILD_URL.format(tag=tag)
+    downloads = config.cache_dir / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    archive = downloads / re.sub(r"[^A-Za-z0-9_.-]+", "_", url)
+    if not archive.is_file():
+        log.info(f"downloading ruby-build from {url}")
+        try:
+            with (
+                urllib.request.urlopen(url, timeout=60) as response,
+                tempfile.NamedTemporaryFile(dir=downloads, delete=False) as out,
+            ):
+                shutil.copyfileobj(response, out)
+            Path(out.name).replace(archive)
+        except OSError as exc:
+            raise InputError(
+                f"{config.path}: cannot download ruby-build from {url} ({exc}); set "
+                "ruby.ruby_build to a local ruby-build checkout"
+            ) from None
+    return archive

@@ -1,0 +1,178 @@
+"""BuildKit through the docker CLI, as a subprocess (the SDK cannot drive BuildKit).
+
+`docker buildx build` where the plugin exists, otherwise `DOCKER_BUILDKIT=1 docker build` with a
+CLI older than 23 (those have BuildKit built in). Parents are passed as build args (`FROM ${…}`)
+because BuildKit v0.8 has no named contexts. Every build exports inline cache and imports the
+layer's previous images from the registry, so a fresh machine reuses the registry's layers.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buildkit import log, proc
+from buildkit.engine.progress import PlainProgressParser, Step
+from buildkit.errors import BuildFailedError, BuildKitUnavailableError, CommandNotFoundError
+
+MIN_API_VERSION = (1, 39)  # Docker 18.09: the first engine with BuildKit
+
+
+@dataclass(frozen=True, kw_only=True)
+class Engine:
+    """How to invoke BuildKit on this machine."""
+
+    cli: str
+    buildx: bool
+    description: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRequest:
+    label: str  # layer name, for progress lines
+    dockerfile: Path
+    context: Path
+    tags: Sequence[str]
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    cache_from: Sequence[str] = ()
+    no_cache: bool = False
+    platform: str | None = None
+    secrets: Mapping[str, Path] = field(default_factory=dict)  # id -> file, never the value
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    image_id: str
+    seconds: float
+    steps: tuple[Step, ...]
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("+", maxsplit=1)[0].split("-", maxsplit=1)[0].split("."):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    return tuple(parts)
+
+
+@functools.cache
+def detect(cli: str | None = None) -> Engine:
+    """Find a BuildKit-capable docker CLI or raise an error naming the missing piece."""
+    cli = cli or os.environ.get("IMGBUILD_DOCKER", "docker")
+    try:
+        buildx = proc.run([cli, "buildx", "version"], check=False, quiet=True, timeout=20)
+        client = proc.run(
+            [cli, "version", "--format", "{{.Client.Version}}|{{.Server.APIVersion}}"],
+            check=False,
+            quiet=True,
+            timeout=20,
+        )
+    except CommandNotFoundError:
+        raise BuildKitUnavailableError(
+            f"the docker CLI '{cli}' is not on PATH; install docker.io (make services does)"
+        ) from None
+    client_version, _, api_version = client.stdout.strip().partition("|")
+    if api_version and _version_tuple(api_version) < MIN_API_VERSION:
+        raise BuildKitUnavailableError(
+            f"the Docker engine speaks API {api_version}, older than 1.39 (Docker 18.09) which "
+            "BuildKit needs; upgrade the engine"
+        )
+    if buildx.returncode == 0:
+        version = buildx.stdout.split()[1] if len(buildx.stdout.split()) > 1 else "?"
+        return Engine(cli=cli, buildx=True, description=f"docker buildx {version}")
+    if client_version and _version_tuple(client_version) < (23,):
+        return Engine(cli=cli, buildx=False, description=f"docker {client_version} (BuildKit)")
+    raise BuildKitUnavailableError(
+        f"'{cli}' {client_version or '?'} has no buildx plugin and is too new for "
+        "DOCKER_BUILDKIT=1 without it; install docker-buildx (make services does) or set "
+        "IMGBUILD_DOCKER to a docker CLI older than 23"
+    )
+
+
+def build_argv(engine: Engine, request: BuildRequest, workdir: Path) -> list[str]:
+    """The full command line; one flag per line so it reads like the docs."""
+    argv = [engine.cli, "buildx", "build", "--load"] if engine.buildx else [engine.cli, "build"]
+    argv += ["--progress=plain", "-f", str(request.dockerfile)]
+    argv += ["--iidfile", str(workdir / "iid")]
+    if engine.buildx:
+        argv += ["--cache-to", "type=inline"]
+    else:
+        argv += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+    for name, value in request.build_args.items():
+        argv += ["--build-arg", f"{name}={value}"]
+    for name, value in request.labels.items():
+        argv += ["--label", f"{name}={value}"]
+    for ref in request.cache_from:
+        argv += ["--cache-from", ref]
+    for tag in request.tags:
+        argv += ["-t", tag]
+    for secret_id, path in request.secrets.items():
+        argv += ["--secret", f"id={secret_id},src={path}"]
+    if request.no_cache:
+        argv.append("--no-cache")
+    if request.platform:
+        argv += ["--platform", request.platform]
+    argv.append(str(request.context))
+    return argv
+
+
+class _ProgressView:
+    """Feeds BuildKit's plain output to the parser and shows it: live line or plain lines."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.parser = PlainProgressParser()
+        self.interactive = log.is_interactive()
+        self.timer = log.Timer()
+
+    def __call__(self, line: str) -> None:
+        step = self.parser.feed(line)
+        if not self.interactive:
+            log.plain(f"[{self.label}] {line}" if line else line)
+            return
+        if step is not None and not step.internal:
+            state = (
+                "cached" if step.cached else ("FAILED" if step.error else f"{step.seconds:.1f}s")
+            )
+            log.info(f"[{self.label}] {step.name} … {state}")
+        current = self.parser.current
+        if current is not None:
+            log.live(f"[{self.label}] {self.timer.seconds:5.1f}s {current[0]}")
+
+
+def build(engine: Engine, request: BuildRequest) -> BuildResult:
+    """Run one build to completion; a failure raises BuildFailedError with the failing step."""
+    env = {"DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain"}
+    with tempfile.TemporaryDirectory(prefix="imgbuild-") as tmp:
+        workdir = Path(tmp)
+        view = _ProgressView(request.label)
+        timer = log.Timer()
+        result = proc.stream(build_argv(engine, request, workdir), view, env=env)
+        seconds = timer.seconds
+        if result.returncode != 0:
+            raise BuildFailedError(_failure_message(request, view.parser, result.stdout))
+        image_id = (workdir / "iid").read_text(encoding="utf-8").strip()
+    return BuildResult(image_id=image_id, seconds=seconds, steps=tuple(view.parser.steps))
+
+
+def _failure_message(request: BuildRequest, parser: PlainProgressParser, output: str) -> str:
+    # Decided by the exit code, not by ERROR lines: a missing --cache-from image is an ERROR
+    # vertex in a build that succeeds.
+    failed = parser.failed_step
+    if failed is not None:
+        tail = " | ".join(line.strip() for line in parser.log_tail(3) if line.strip())
+        detail = f"step '{failed.name}' failed: {failed.error}"
+        if tail:
+            detail += f" (last output: {tail})"
+    else:
+        lines = [line for line in output.splitlines() if line.strip()]
+        detail = parser.error_message or (lines[-1] if lines else "no output")
+    return (
+        f"building the {request.label} image ({request.dockerfile}) failed: {proc.redact(detail)}"
+    )

@@ -1,0 +1,171 @@
+"""The Docker SDK for what it does well: inspect, tag, push, pull. (It cannot run BuildKit builds.)
+
+The SDK reports push/pull errors inside the response stream, not as exceptions, so every stream is
+scanned for `error`. Pushes and pulls are idempotent and retried on transient failures.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from buildkit import log
+from buildkit.errors import DaemonUnavailableError, PushFailedError, RegistryError
+
+_TRANSIENT_WORDS = (
+    "500",
+    "502",
+    "503",
+    "504",
+    "429",
+    "timeout",
+    "connection reset",
+    "EOF",
+    "connection refused",
+    "broken pipe",
+    "i/o timeout",
+    "TOOMANYREQUESTS",
+    "unexpected status",
+)
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    id: str
+    labels: Mapping[str, str]
+    size: int
+    repo_digests: tuple[str, ...]
+
+
+class _StreamError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.transient = any(word.lower() in message.lower() for word in _TRANSIENT_WORDS)
+
+
+@functools.cache
+def client() -> Any:
+    """A connected SDK client; a daemon that does not answer within 5 s is a one-line error."""
+    import docker
+    import docker.errors
+
+    try:
+        api = docker.from_env(timeout=300)
+        api.api.timeout = 5
+        api.ping()
+        api.api.timeout = 300
+    except (docker.errors.DockerException, OSError) as exc:
+        raise DaemonUnavailableError(
+            f"no Docker daemon answers ({_short(exc)}); start it (make services starts dockerd) "
+            "or set DOCKER_HOST"
+        ) from None
+    return api
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
+
+
+def server_version() -> Mapping[str, Any]:
+    version: Mapping[str, Any] = client().version()
+    return version
+
+
+def local_image(ref: str) -> LocalImage | None:
+    """The image ref in the daemon's store, or None."""
+    import docker.errors
+
+    try:
+        attrs = client().api.inspect_image(ref)
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+    config = attrs.get("Config") or {}
+    return LocalImage(
+        id=attrs["Id"],
+        labels=config.get("Labels") or {},
+        size=int(attrs.get("Size") or 0),
+        repo_digests=tuple(attrs.get("RepoDigests") or ()),
+    )
+
+
+def tag(source: str, target: str) -> None:
+    repository, _, tag_name = target.rpartition(":")
+    client().api.tag(source, repository, tag_name)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, _StreamError) and exc.transient
+
+
+def _before_sleep(state: Any) -> None:
+    log.warn(f"{state.outcome.exception()}; retrying (attempt {state.attempt_number + 1})")
+
+
+def _scan(stream: Iterable[Mapping[str, Any]], what: str) -> str | None:
+    """Consume an SDK push/pull stream; return the digest it reports, raise on an error entry."""
+    digest = None
+    for item in stream:
+        if "error" in item:
+            raise _StreamError(f"{what}: {item['error']}")
+        aux = item.get("aux") or {}
+        digest = aux.get("Digest") or digest
+        status = str(item.get("status", ""))
+        if status.startswith("Digest: "):
+            digest = status.split()[1]
+    return digest
+
+
+@retry(
+    retry=retry_if_exception(_is_transient),
+    stop=stop_after_attempt(5),
+    wait=wait_exponential(multiplier=0.5, max=8),
+    before_sleep=_before_sleep,
+    reraise=True,
+)
+def _push_once(ref: str, auth: Mapping[str, str] | None) -> str:
+    repository, _, tag_name = ref.rpartition(":")
+    stream = client().api.push(repository, tag=tag_name, stream=True, decode=True, auth_config=auth)
+    digest = _scan(stream, f"push {ref}")
+    if not digest:
+        raise _StreamError(f"push {ref}: the daemon reported no digest")
+    return digest
+
+
+def push(ref: str, auth: Mapping[str, str] | None = None) -> str:
+    """Push ref (retried on transient errors); return the manifest digest."""
+    try:
+        return _push_once(ref, auth)
+    except _StreamError as exc:
+        hint = "check the registry and its credentials" if not exc.transient else "retry later"
+        raise PushFailedError(f"{exc}; {hint}") from None
+
+
+@retry(
+    retry=retry_if_exception(_is_transient),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=0.5, max=8),
+    before_sleep=_before_sleep,
+    reraise=True,
+)
+def _pull_once(ref: str, auth: Mapping[str, str] | None) -> None:
+    repository, _, tag_name = ref.rpartition(":")
+    _scan(
+        client().api.pull(repository, tag=tag_name, stream=True, decode=True, auth_config=auth),
+        f"pull {ref}",
+    )
+
+
+def pull(ref: str, auth: Mapping[str, str] | None = None) -> None:
+    try:
+        _pull_once(ref, auth)
+    except _StreamError as exc:
+        raise RegistryError(f"{exc}; check the registry and its credentials") from None

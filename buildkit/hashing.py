@@ -1,0 +1,325 @@
+"""Fast content digests of a build context, so imgbuild can tell whether an image is stale.
+
+A walk honours the same ignore rules BuildKit does (pruning excluded trees), stats every
+file, and hashes only the files a persistent `DigestCache` cannot vouch for, on a few
+threads: hashlib and file reads release the GIL, so cold hashing scales past one core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import stat
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buildkit import log
+from buildkit.dockerignore import IgnoreRules
+from buildkit.fsutil import atomic_write_text
+
+__all__ = ["DigestCache", "TreeDigest", "diff_inputs", "hash_file", "hash_tree"]
+
+_CHUNK = 1 << 20
+# A few threads overlap reads and hashing; more only fight over the GIL for small files.
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+_WORKERS = min(4, _CPUS or 1)
+_BATCH = 32  # files per pool task: amortizes task overhead over many small files
+# A file modified this recently may change again within the same mtime tick (or within a
+# coarse filesystem's 2 s granularity) without its stat changing: don't cache its digest.
+_RACY_NS = 2_000_000_000
+_CACHE_VERSION = 1
+_MAX_REASONS = 10
+
+_local = threading.local()
+
+_CacheEntry = tuple[int, int, int, str]  # size, mtime_ns, inode, digest
+
+
+@dataclass(frozen=True)
+class TreeDigest:
+    """The digest of a set of files, with the per-file entries it was computed from."""
+
+    digest: str
+    """sha256 hex over the sorted (relpath, entry) pairs."""
+    files: Mapping[str, str] = field(repr=False, hash=False)
+    """relpath -> `sha256:<hex>` (suffixed `+x` when u+x is set) or `link:<target>`."""
+    files_read: int = field(default=0, compare=False)
+    """How many files had their contents read (the rest came from the cache)."""
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """sha256 hex of a file's contents (no prefix), streamed through a reused 1 MiB buffer."""
+    view = getattr(_local, "view", None)
+    if view is None:  # one buffer per thread: no 1 MiB allocation per small file
+        view = _local.view = memoryview(bytearray(_CHUNK))
+    digest = hashlib.sha256()
+    # Unbuffered: readinto() goes straight to read(2), no BufferedReader in between.
+    with open(path, "rb", buffering=0) as f:  # noqa: PTH123 - hot path, avoid Path objects
+        while n := f.readinto(view):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+class DigestCache:
+    """File digests keyed by (relpath, size, mtime_ns, inode), persisted as one JSON file.
+
+    Use one cache file per build context. `save()` forgets files that a walk covered but
+    no longer saw (deleted or now ignored); files outside every walked scope are kept, so
+    hashing only the Gemfiles does not evict the rest of the app.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Remember where the cache lives; nothing is read until `load()`."""
+        self.path = path
+        self.loaded = False
+        self._entries: dict[str, _CacheEntry] = {}
+        self._seen: set[str] = set()
+        self._scopes: set[str] = set()
+        self._dirty = False
+
+    def load(self) -> None:
+        """Read the cache file; a missing, unreadable or corrupt one leaves the cache empty."""
+        self._entries = _read_entries(self.path)
+        self._seen.clear()
+        self._scopes.clear()
+        self._dirty = False
+        self.loaded = True
+
+    def lookup(self, relpath: str, st: os.stat_result) -> str | None:
+        """The cached digest of `relpath` if its size, mtime and inode still match `st`."""
+        entry = self._entries.get(relpath)
+        if entry is None or entry[:3] != (st.st_size, st.st_mtime_ns, st.st_ino):
+            return None
+        self._seen.add(relpath)
+        return entry[3]
+
+    def store(self, relpath: str, st: os.stat_result, digest: str, *, now_ns: int) -> None:
+        """Record a digest computed at `now_ns`, unless the file is too fresh to trust."""
+        if st.st_mtime_ns >= now_ns - _RACY_NS:
+            self._dirty |= self._entries.pop(relpath, None) is not None
+            return
+        entry = (st.st_size, st.st_mtime_ns, st.st_ino, digest)
+        self._seen.add(relpath)
+        if self._entries.get(relpath) != entry:
+            self._entries[relpath] = entry
+            self._dirty = True
+
+    def mark_walked(self, scope: str) -> None:
+        """Note that a walk covered `scope` ('' for the whole tree), for eviction on save."""
+        self._scopes.add(scope)
+
+    def save(self) -> bool:
+        """Write the cache atomically if anything changed; return whether it wrote."""
+        stale = [rel for rel in self._entries if rel not in self._seen and self._walked(rel)]
+        for rel in stale:
+            del self._entries[rel]
+        if not (self._dirty or stale):
+            return False
+        payload = {"version": _CACHE_VERSION, "entries": self._entries}
+        try:
+            atomic_write_text(self.path, json.dumps(payload, separators=(",", ":")))
+        except OSError as exc:  # a cache we cannot write only costs speed next time
+            log.warn(f"could not save the digest cache {self.path}: {exc}")
+            return False
+        self._dirty = False
+        return True
+
+    def _walked(self, relpath: str) -> bool:
+        """Whether a walk since `load()` covered `relpath`."""
+        if "" in self._scopes:
+            return True
+        return any(relpath == s or relpath.startswith(s + "/") for s in self._scopes)
+
+
+def hash_tree(
+    root: Path,
+    rules: IgnoreRules,
+    *,
+    cache: DigestCache | None = None,
+    only: Sequence[str] | None = None,
+) -> TreeDigest:
+    """Digest the files under `root` that `rules` keep (regular files and symlinks).
+
+    `only` restricts the walk to those relative paths (files or directories); missing
+    ones are skipped. Symlinks are never followed.
+    """
+    now_ns = time.time_ns()  # before any read, so the racy check errs on the safe side
+    if cache is not None and not cache.loaded:
+        cache.load()
+    found: dict[str, tuple[str, os.stat_result]] = {}
+    for scope in _scopes(only):
+        _collect(os.fspath(root), scope, rules, found)
+        if cache is not None:
+            cache.mark_walked(scope)
+    files, misses = _known_entries(found, cache)
+    digests = _hash_all([found[rel][0] for rel, _ in misses])
+    for (rel, st), digest in zip(misses, digests, strict=True):
+        if digest is None:
+            continue  # deleted while we were walking
+        if cache is not None:
+            cache.store(rel, st, digest, now_ns=now_ns)
+        files[rel] = _entry(digest, st)
+    return TreeDigest(_combine(files), files, files_read=len(misses))
+
+
+def diff_inputs(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """Why two file maps differ, one reason per path, sorted, capped at ten plus a tally."""
+    reasons = []
+    for rel in sorted(old.keys() | new.keys()):
+        if rel not in old:
+            reasons.append(f"{rel} added")
+        elif rel not in new:
+            reasons.append(f"{rel} removed")
+        elif old[rel] != new[rel]:
+            reasons.append(f"{rel} changed")
+    if len(reasons) > _MAX_REASONS:
+        extra = len(reasons) - _MAX_REASONS
+        reasons = [*reasons[:_MAX_REASONS], f"… and {extra} more"]
+    return reasons
+
+
+def _scopes(only: Sequence[str] | None) -> list[str]:
+    """`only` as clean relative paths ('' = the whole tree); reject paths leaving the root."""
+    if only is None:
+        return [""]
+    scopes = []
+    for raw in only:
+        rel = posixpath.normpath(raw)
+        if rel.startswith(("/", "../")) or rel == "..":
+            raise ValueError(f"only= path {raw!r} is not inside the context")
+        scopes.append("" if rel == "." else rel)
+    return scopes
+
+
+def _collect(
+    root: str, scope: str, rules: IgnoreRules, found: dict[str, tuple[str, os.stat_result]]
+) -> None:
+    """Add every kept regular file and symlink under `root`/`scope` to `found`."""
+    if scope:
+        path = f"{root}/{scope}"
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return  # e.g. no vendor/cache: the scope simply contributes nothing
+        if not stat.S_ISDIR(st.st_mode):
+            if _wanted(st.st_mode) and not rules.is_ignored(scope):
+                found[scope] = (path, st)
+            return
+        if not rules.may_descend(scope):
+            return
+    _walk(root, scope, rules, found)
+
+
+def _walk(
+    root: str, start: str, rules: IgnoreRules, found: dict[str, tuple[str, os.stat_result]]
+) -> None:
+    """Iterative os.scandir walk: d_type answers is_dir() without a stat per entry."""
+    stack = [start]
+    while stack:
+        reldir = stack.pop()
+        prefix = reldir + "/" if reldir else ""
+        try:
+            entries = os.scandir(f"{root}/{reldir}" if reldir else root)
+        except FileNotFoundError:
+            continue  # removed mid-walk
+        with entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if rules.may_descend(rel):
+                        stack.append(rel)
+                elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not (
+                    rules.is_ignored(rel)
+                ):
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if _wanted(st.st_mode):  # re-checked: it may have been replaced since
+                        found[rel] = (entry.path, st)
+
+
+def _wanted(mode: int) -> bool:
+    """Regular files and symlinks go into a context digest; sockets, FIFOs, devices don't."""
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
+def _known_entries(
+    found: Mapping[str, tuple[str, os.stat_result]], cache: DigestCache | None
+) -> tuple[dict[str, str], list[tuple[str, os.stat_result]]]:
+    """Entries we get without reading contents (symlinks, cache hits), and the misses."""
+    files: dict[str, str] = {}
+    misses: list[tuple[str, os.stat_result]] = []
+    for rel, (path, st) in found.items():
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                files[rel] = "link:" + os.readlink(path)  # noqa: PTH115 - str in, str out
+            except FileNotFoundError:
+                continue
+        elif cache is not None and (digest := cache.lookup(rel, st)) is not None:
+            files[rel] = _entry(digest, st)
+        else:
+            misses.append((rel, st))
+    return files, misses
+
+
+def _entry(digest: str, st: os.stat_result) -> str:
+    """The digest-input entry of a file: its content digest, plus `+x` when u+x is set."""
+    return digest + "+x" if st.st_mode & stat.S_IXUSR else digest
+
+
+def _hash_all(paths: list[str]) -> list[str | None]:
+    """Digests of `paths` in order (None for vanished files), on a pool when worth it."""
+    if len(paths) < 2 * _BATCH or _WORKERS == 1:
+        return _hash_batch(paths)
+    batches = [paths[i : i + _BATCH] for i in range(0, len(paths), _BATCH)]
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="imgbuild-hash") as pool:
+        return [digest for batch in pool.map(_hash_batch, batches) for digest in batch]
+
+
+def _hash_batch(paths: list[str]) -> list[str | None]:
+    """Hash a few files in one pool task."""
+    digests: list[str | None] = []
+    for path in paths:
+        try:
+            digests.append("sha256:" + hash_file(path))
+        except FileNotFoundError:
+            digests.append(None)
+    return digests
+
+
+def _combine(files: Mapping[str, str]) -> str:
+    """sha256 over the sorted entries; NUL separators cannot occur in paths or targets."""
+    text = "".join(f"{rel}\0{files[rel]}\0" for rel in sorted(files))
+    # surrogateescape turns undecodable file names back into their original bytes.
+    payload = b"imgbuild-tree-v1\0" + text.encode("utf-8", "surrogateescape")
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _read_entries(path: Path) -> dict[str, _CacheEntry]:
+    """Parse a cache file, keeping only well-formed entries; any damage means empty."""
+    try:
+        raw = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(raw, dict) or raw.get("version") != _CACHE_VERSION:
+        return {}
+    entries = raw.get("entries")
+    if not isinstance(entries, dict):
+        return {}
+    valid: dict[str, _CacheEntry] = {}
+    for rel, entry in entries.items():
+        if (
+            isinstance(entry, list)
+            and len(entry) == 4
+            and all(type(x) is int for x in entry[:3])
+            and isinstance(entry[3], str)
+        ):
+            valid[rel] = (entry[0], entry[1], entry[2], entry[3])
+    return valid

@@ -1,0 +1,238 @@
+"""The three layers of the chain as content-addressed build specs.
+
+A layer's key is a digest of its parent's key, its Dockerfile, its declared inputs, its build args
+and platform. The image is tagged with the first 12 hex digits of the key, so "is this layer up to
+date?" becomes "does that tag exist?", on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buildkit import dockerignore, hashing
+from buildkit.config import Config
+from buildkit.errors import InputError
+
+KEY_LENGTH = 12
+_IMAGES_DIRS = (
+    Path(__file__).parent / "_images",  # installed wheel (pyproject force-include)
+    Path(__file__).parent.parent / "images",  # source checkout / editable install
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerSpec:
+    """Everything needed to decide about, and build, one layer."""
+
+    name: str
+    repository: str  # e.g. 127.0.0.1:5000/hello-base
+    key: str
+    parent: LayerSpec | None
+    dockerfile: Path
+    context: Path | None  # None for ruby: its context is assembled at build time
+    ignore: tuple[str, ...]  # Dockerfile-specific .dockerignore patterns
+    build_args: Mapping[str, str]
+    inputs: Mapping[str, str] = field(repr=False)  # what the key covers, for "why rebuild?"
+
+    @property
+    def tag(self) -> str:
+        return self.key[:KEY_LENGTH]
+
+    @property
+    def image(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+def shipped_dockerfile(layer: str) -> Path:
+    """The default Dockerfile imgbuild ships for a layer."""
+    for directory in _IMAGES_DIRS:
+        candidate = directory / layer / "Dockerfile"
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"imgbuild's own {layer} Dockerfile is missing; reinstall imgbuild")
+
+
+def repository(config: Config, layer: str) -> str:
+    prefix = f"{config.registry}/" if config.registry and config.registry != "ecr" else ""
+    return f"{prefix}{config.name}-{layer}"
+
+
+def compute_key(layer: str, parent_key: str | None, inputs: Mapping[str, str]) -> str:
+    canonical = json.dumps(
+        {"layer": layer, "parent": parent_key, "inputs": dict(sorted(inputs.items()))},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    return "sha256:" + hashing.hash_file(path)
+
+
+def _common_inputs(config: Config, layer: str, dockerfile: Path) -> dict[str, str]:
+    inputs = {"Dockerfile": file_digest(dockerfile), "platform": config.platform or "default"}
+    for name, value in sorted(config.layer(layer).build_args.items()):
+        inputs[f"build arg {name}"] = value
+    return inputs
+
+
+def _dockerfile(config: Config, layer: str) -> Path:
+    return config.layer(layer).dockerfile or shipped_dockerfile(layer)
+
+
+def ruby_spec(config: Config) -> LayerSpec:
+    ruby = config.ruby
+    dockerfile = _dockerfile(config, "ruby")
+    inputs = _common_inputs(config, "ruby", dockerfile)
+    inputs["ruby version"] = ruby.version
+    inputs["configure options"] = " ".join(ruby.effective_configure_opts)
+    inputs["base image"] = config.base_image
+    inputs["ruby source"] = _ruby_source_input(config)
+    inputs["ruby-build"] = _ruby_build_input(config)
+    build_args = {
+        "BASE_IMAGE": config.base_image,
+        "RUBY_CONFIGURE_OPTS": " ".join(ruby.effective_configure_opts),
+        "RUBY_DEFINITION": f"/opt/ruby-defs/{ruby.version}" if ruby.source else ruby.version,
+        **_extra_build_packages(ruby.jemalloc, ruby.yjit),
+        **ruby.build_args,
+    }
+    return LayerSpec(
+        name="ruby",
+        repository=repository(config, "ruby"),
+        key=compute_key("ruby", None, inputs),
+        parent=None,
+        dockerfile=dockerfile,
+        context=None,
+        ignore=(),
+        build_args=build_args,
+        inputs=inputs,
+    )
+
+
+def _extra_build_packages(jemalloc: bool, yjit: bool) -> dict[str, str]:
+    packages = (["libjemalloc-dev"] if jemalloc else []) + (["rustc"] if yjit else [])
+    return {"EXTRA_BUILD_PACKAGES": " ".join(packages)} if packages else {}
+
+
+def _ruby_source_input(config: Config) -> str:
+    source = config.ruby.source
+    if source is None:
+        return "ruby-build definition"
+    if source.path is not None:
+        actual = hashing.hash_file(source.path)
+        if source.sha256 and source.sha256 != actual:
+            raise InputError(
+                f"{config.path}: ruby.source.path {source.path} has sha256 {actual}, not the "
+                f"configured {source.sha256}; fix the checksum or the file"
+            )
+        return f"sha256:{actual}"
+    return f"sha256:{source.sha256}"
+
+
+def _ruby_build_input(config: Config) -> str:
+    ruby_build = Path(config.ruby.ruby_build)
+    if ruby_build.is_absolute() and ruby_build.is_dir():
+        tree = hashing.hash_tree(ruby_build, dockerignore.IgnoreRules([]))
+        return f"tree:{tree.digest}"
+    if ruby_build.is_absolute():
+        return file_digest(ruby_build)
+    return config.ruby.ruby_build
+
+
+def base_spec(config: Config, parent: LayerSpec) -> LayerSpec:
+    base = config.base
+    dockerfile = _dockerfile(config, "base")
+    gemfile, lockfile = base.gemfile, f"{base.gemfile}.lock"
+    context = config.app.context
+    for name in (gemfile, lockfile):
+        if not (context / name).is_file():
+            raise InputError(
+                f"{context / name} is missing; the base layer installs gems from {gemfile} and "
+                f"{lockfile} (run `bundle lock` and commit the lockfile)"
+            )
+    include = [gemfile, lockfile, "vendor/cache"]
+    tree = hashing.hash_tree(context, dockerignore.IgnoreRules([]), only=include)
+    inputs = _common_inputs(config, "base", dockerfile)
+    inputs["OS packages"] = " ".join(base.packages)
+    inputs["build packages"] = " ".join(base.build_packages)
+    inputs["BUNDLE_WITHOUT"] = ":".join(base.bundle_without)
+    key = compute_key("base", parent.key, {**inputs, "tree": tree.digest})
+    inputs.update({f"file:{path}": digest for path, digest in tree.files.items()})
+    build_args = {
+        "RUBY_IMAGE": parent.image,
+        "PACKAGES": " ".join(base.packages),
+        "BUILD_PACKAGES": " ".join(base.build_packages),
+        "BUNDLE_WITHOUT": ":".join(base.bundle_without),
+        "GEMFILE": gemfile,
+        "BUNDLE_CACHE_KEY": _bundle_cache_key(config, parent),
+        "APP_USER": config.app.user,
+        **base.build_args,
+    }
+    return LayerSpec(
+        name="base",
+        repository=repository(config, "base"),
+        key=key,
+        parent=parent,
+        dockerfile=dockerfile,
+        context=context,
+        ignore=("*", *(f"!{path}" for path in include)),
+        build_args=build_args,
+        inputs=inputs,
+    )
+
+
+def _bundle_cache_key(config: Config, parent: LayerSpec) -> str:
+    """Where in the shared gem cache mount this app's gems live: per app, Ruby and build libs."""
+    packages = hashlib.sha256(" ".join(config.base.build_packages).encode()).hexdigest()[:8]
+    return f"{config.name.replace('/', '_')}-{parent.tag}-{packages}"
+
+
+def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | None) -> LayerSpec:
+    app = config.app
+    dockerfile = _dockerfile(config, "app")
+    rules = dockerignore.rules_for_context(app.context)
+    for needed in (config.base.gemfile, f"{config.base.gemfile}.lock"):
+        if rules.is_ignored(needed):
+            raise InputError(
+                f"{app.context / '.dockerignore'} excludes {needed}, which the app needs at run "
+                "time (bundler/setup reads it); remove that pattern"
+            )
+    tree = hashing.hash_tree(app.context, rules, cache=cache)
+    inputs = _common_inputs(config, "app", dockerfile)
+    inputs.update({"command": app.command, "port": str(app.port), "user": app.user})
+    key = compute_key("app", parent.key, {**inputs, "tree": tree.digest})
+    inputs.update({f"file:{path}": digest for path, digest in tree.files.items()})
+    patterns = (
+        *dockerignore.DEFAULT_PATTERNS,
+        *dockerignore.read_dockerignore(app.context / ".dockerignore"),
+    )
+    build_args = {
+        "BASE_IMAGE": parent.image,
+        "APP_COMMAND": app.command,
+        "APP_PORT": str(app.port),
+        "APP_USER": app.user,
+        **app.build_args,
+    }
+    return LayerSpec(
+        name="app",
+        repository=repository(config, "app"),
+        key=key,
+        parent=parent,
+        dockerfile=dockerfile,
+        context=app.context,
+        ignore=patterns,
+        build_args=build_args,
+        inputs=inputs,
+    )
+
+
+def chain(config: Config, cache: hashing.DigestCache | None = None) -> list[LayerSpec]:
+    """All three layers, in build order."""
+    ruby = ruby_spec(config)
+    base = base_spec(config, ruby)
+    return [ruby, base, app_spec(config, base, cache)]

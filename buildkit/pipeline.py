@@ -1,0 +1,202 @@
+"""The main job: plan the chain, build what is stale in order, push, record.
+
+resolve config → preflight → plan → build stale layers (ruby → base → app) → push content tags →
+move `latest` → record inputs → summary. Builds are never retried; pushes are (idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from buildkit import contexts, gitinfo, labels, log, state
+from buildkit.config import Config
+from buildkit.engine import builder, docker_api
+from buildkit.engine.progress import Step
+from buildkit.engine.registry import RegistryClient, split_ref
+from buildkit.errors import ImgbuildError, PushFailedError
+from buildkit.layers import LayerSpec
+from buildkit.plan import LayerPlan, make_plan, record
+
+MOVING_TAG = "latest"
+
+
+@dataclass(kw_only=True)
+class LayerOutcome:
+    """What happened to one layer in this run (mutable while the run fills it in)."""
+
+    plan: LayerPlan
+    built: bool = False
+    pushed: bool = False
+    pulled: bool = False
+    digest: str | None = None
+    image_id: str | None = None
+    build_seconds: float = 0.0
+    push_seconds: float = 0.0
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+
+    def as_json(self) -> dict[str, Any]:
+        spec = self.plan.spec
+        return {
+            "name": spec.name,
+            "image": spec.image,
+            "key": spec.key,
+            "digest": self.digest,
+            "id": self.image_id,
+            "built": self.built,
+            "pushed": self.pushed,
+            "reasons": list(self.plan.reasons),
+            "seconds": round(self.build_seconds, 3),
+            "push_seconds": round(self.push_seconds, 3),
+            "steps": [
+                {"name": s.name, "seconds": round(s.seconds, 3), "cached": s.cached}
+                for s in self.steps
+            ],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    target: str = "app"
+    push: bool = False
+    no_cache: bool = False
+
+
+def preflight(config: Config, *, push: bool) -> builder.Engine:
+    """Fail fast, with one line, on what would fail later: daemon, BuildKit, registry."""
+    docker_api.client()
+    engine = builder.detect()
+    if push and not config.registry:
+        raise ImgbuildError(
+            f"{config.path}: --push needs a registry; set registry: in the config, "
+            "IMGBUILD_REGISTRY or --registry"
+        )
+    log.debug(f"engine: {engine.description}")
+    return engine
+
+
+def run(config: Config, options: RunOptions) -> list[LayerOutcome]:
+    engine = preflight(config, push=options.push)
+    force = frozenset({options.target}) if options.no_cache else frozenset()
+    plans = make_plan(config, options.target, force=force)
+    outcomes = [LayerOutcome(plan=p, image_id=p.local_id, digest=p.remote_digest) for p in plans]
+    _announce(plans)
+    git = gitinfo.detect(config.app.context)
+    for outcome in outcomes:
+        if outcome.plan.status == "build":
+            forced = options.no_cache and outcome.plan.spec.name == options.target
+            _build(config, engine, outcome, git, forced=forced)
+    target = outcomes[-1]
+    if not options.push and target.image_id is None:
+        _pull(target)
+    if options.push:
+        _push_chain(outcomes)
+    for outcome in outcomes:
+        record(config, outcome.plan.spec)
+    return outcomes
+
+
+def _announce(plans: list[LayerPlan]) -> None:
+    for p in plans:
+        why = f" ({'; '.join(p.reasons)})" if p.reasons else ""
+        log.info(f"{p.spec.name}: {p.status} {p.spec.image}{why}")
+
+
+def _build_labels(spec: LayerSpec, git: gitinfo.GitInfo, config: Config) -> dict[str, str]:
+    result = {
+        labels.KEY: spec.key,
+        labels.LAYER: spec.name,
+        labels.INPUTS: labels.encode_inputs(spec.inputs),
+    }
+    if spec.parent is not None:
+        result[labels.PARENT] = spec.parent.image
+    if spec.name == "app":
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        result["org.opencontainers.image.created"] = now
+        if git.commit:
+            result["org.opencontainers.image.revision"] = git.commit
+        source = config.app.source_url or git.source_url
+        if source:
+            result["org.opencontainers.image.source"] = source
+    return result
+
+
+def _cache_from(spec: LayerSpec, config: Config) -> list[str]:
+    """Registry images whose inline cache this build may reuse: the layer's `latest` and the
+    image this machine last used for it. Only refs that exist, so logs carry no false errors."""
+    if not config.registry:
+        return []
+    candidates = [f"{spec.repository}:{MOVING_TAG}"]
+    previous = state.load(config.cache_dir, spec.repository)
+    if previous is not None and previous.image not in (spec.image, *candidates):
+        candidates.append(previous.image)
+    client = RegistryClient(config.registry)
+    refs = []
+    for ref in candidates:
+        _, repo, tag = split_ref(ref)
+        if client.exists(repo, tag):
+            refs.append(ref)
+    return refs
+
+
+def _build(
+    config: Config,
+    engine: builder.Engine,
+    outcome: LayerOutcome,
+    git: gitinfo.GitInfo,
+    *,
+    forced: bool,
+) -> None:
+    spec = outcome.plan.spec
+    context = spec.context or contexts.stage_ruby_context(config, spec)
+    request = builder.BuildRequest(
+        label=spec.name,
+        dockerfile=contexts.stage_dockerfile(config, spec),
+        context=context,
+        tags=[spec.image],
+        build_args=spec.build_args,
+        labels=_build_labels(spec, git, config),
+        cache_from=[] if forced else _cache_from(spec, config),
+        no_cache=forced,
+        platform=config.platform,
+    )
+    log.info(f"{spec.name}: building {spec.image}")
+    result = builder.build(engine, request)
+    outcome.built = True
+    outcome.image_id = result.image_id
+    outcome.build_seconds = result.seconds
+    outcome.steps = result.steps
+    outcome.digest = None  # a new image: its registry digest is known only after a push
+    log.info(f"{spec.name}: built in {result.seconds:.1f}s")
+
+
+def _pull(outcome: LayerOutcome) -> None:
+    spec = outcome.plan.spec
+    log.info(f"{spec.name}: pulling {spec.image} from the registry")
+    docker_api.pull(spec.image)
+    local = docker_api.local_image(spec.image)
+    outcome.image_id = local.id if local else None
+    outcome.pulled = True
+
+
+def _push_chain(outcomes: list[LayerOutcome]) -> None:
+    """Push content tags first; move `latest` only when the whole chain is in the registry."""
+    for outcome in outcomes:
+        if outcome.digest is not None and not outcome.built:
+            continue  # already in the registry under its content key
+        if outcome.image_id is None:
+            raise PushFailedError(
+                f"{outcome.plan.spec.image} is neither local nor in the registry; rerun without "
+                "--push to build it"
+            )
+        timer = log.Timer()
+        log.info(f"{outcome.plan.spec.name}: pushing {outcome.plan.spec.image}")
+        outcome.digest = docker_api.push(outcome.plan.spec.image)
+        outcome.push_seconds = timer.seconds
+        outcome.pushed = True
+    for outcome in outcomes:
+        if outcome.pushed:
+            moving = f"{outcome.plan.spec.repository}:{MOVING_TAG}"
+            docker_api.tag(outcome.plan.spec.image, moving)
+            docker_api.push(moving)

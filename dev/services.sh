@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Idempotent bring-up of what imgbuild's demo and tests need on a Debian 12 or 13 machine:
+#   Docker engine (+ buildx), a registry on loopback, the base OS image in that registry,
+#   the Ruby release tarball and ruby-build, both from Debian's archive (no other network needed).
+# A second run only checks and takes seconds. Everything lives under $IMGBUILD_DEV_HOME.
+set -euo pipefail
+
+DEV_HOME=${IMGBUILD_DEV_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/imgbuild-dev}
+REGISTRY=${IMGBUILD_DEV_REGISTRY:-127.0.0.1:5000}
+BASE_REF=${IMGBUILD_DEV_BASE_IMAGE:-$REGISTRY/debian:bookworm}
+RUBY_SERIES=${IMGBUILD_DEV_RUBY_SERIES:-3.3}
+export DEBIAN_FRONTEND=noninteractive
+
+say() { printf 'services: %s\n' "$*" >&2; }
+die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$DEV_HOME"
+
+# The mirror this machine's apt already uses (never hard-coded: the archive host is the system's choice).
+debian_mirror() {
+  if [[ -n "${IMGBUILD_DEV_MIRROR:-}" ]]; then echo "$IMGBUILD_DEV_MIRROR"; return; fi
+  local uri
+  uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
+        | grep -v '^[[:space:]]*#' \
+        | grep -oE '(https?|file)://[^ ]+/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ')
+  [[ -n "$uri" ]] || die "no Debian mirror found in /etc/apt/sources.list*; set IMGBUILD_DEV_MIRROR"
+  echo "${uri%/}"
+}
+
+# --- 1. packages ---------------------------------------------------------------------------------
+need_pkgs=()
+for p in docker.io docker-registry apache2-utils debootstrap xz-utils curl ca-certificates dpkg-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
+done
+if ((${#need_pkgs[@]})); then
+  say "installing ${need_pkgs[*]}"
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- 2. Docker engine ----------------------------------------------------------------------------
+if ! timeout 10 docker version >/dev/null 2>&1; then
+  say "starting dockerd (log: $DEV_HOME/dockerd.log)"
+  setsid nohup dockerd >"$DEV_HOME/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 120); do
+    timeout 5 docker version >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  timeout 10 docker version >/dev/null 2>&1 || die "dockerd did not answer within 60 s; see $DEV_HOME/dockerd.log"
+fi
+
+# --- 3. trixie apt lists (buildx on bookworm, Ruby source, ruby-build) ------------------------------
+TRIXIE="$DEV_HOME/apt-trixie"
+aptx() {
+  apt-get -q -o Dir::Etc::SourceList="$TRIXIE/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+    -o Dir::State::Lists="$TRIXIE/lists" -o Dir::Cache="$TRIXIE/cache" \
+    -o APT::Sandbox::User=root "$@"
+}
+trixie_lists() {
+  [[ -f "$TRIXIE/.updated" ]] && return
+  local mirror; mirror=$(debian_mirror)
+  mkdir -p "$TRIXIE/lists/partial" "$TRIXIE/cache/archives/partial" "$TRIXIE/debs"
+  cat >"$TRIXIE/sources.list" <<EOF
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main
+EOF
+  say "fetching trixie package lists"
+  aptx update >/dev/null
+  touch "$TRIXIE/.updated"
+}
+trixie_deb() {  # trixie_deb PKG DESTDIR: download PKG's .deb and unpack it into DESTDIR
+  trixie_lists
+  (cd "$TRIXIE/debs" && rm -f "$1"_*.deb && aptx download "$1" >/dev/null)
+  rm -rf "$2" && mkdir -p "$2" && dpkg -x "$TRIXIE/debs/$1"_*.deb "$2"
+}
+
+# --- 4. buildx -----------------------------------------------------------------------------------
+if ! docker buildx version >/dev/null 2>&1; then
+  # System-wide plugin dir: found by every docker CLI, whatever DOCKER_CONFIG a run uses.
+  plugdir=/usr/local/libexec/docker/cli-plugins
+  mkdir -p "$plugdir"
+  if apt-cache policy docker-buildx 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    apt-get install -y -q docker-buildx >/dev/null
+  else
+    say "installing docker-buildx from Debian trixie as a CLI plugin"
+    trixie_deb docker-buildx "$DEV_HOME/buildx"
+    install -m 0755 "$DEV_HOME/buildx/usr/libexec/docker/cli-plugins/docker-buildx" "$plugdir/docker-buildx"
+  fi
+  docker buildx version >/dev/null || die "docker buildx still missing after install"
+fi
+
+# --- 5. registry on loopback ---------------------------------------------------------------------
+REG_DIR="$DEV_HOME/registry-${REGISTRY//[:\/]/_}"
+if ! curl -fsS -o /dev/null "http://$REGISTRY/v2/" 2>/dev/null; then
+  mkdir -p "$REG_DIR/data"
+  cat >"$REG_DIR/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $REG_DIR/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: $REGISTRY
+EOF
+  say "starting docker-registry on $REGISTRY"
+  setsid nohup docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 </dev/null &
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://$REGISTRY/v2/" 2>/dev/null && break
+    sleep 0.1
+  done
+  curl -fsS -o /dev/null "http://$REGISTRY/v2/" || die "registry on $REGISTRY did not answer; see $REG_DIR/registry.log"
+fi
+
+# --- 6. base OS image ----------------------------------------------------------------------------
+if ! docker pull -q "$BASE_REF" >/dev/null 2>&1; then
+  ROOTFS_TAR="$DEV_HOME/debian-bookworm-rootfs.tar"
+  if [[ ! -s "$ROOTFS_TAR" ]]; then
+    say "building a bookworm base image with debootstrap (about a minute)"
+    root="$DEV_HOME/rootfs.tmp"
+    rm -rf "$root"
+    debootstrap --variant=minbase bookworm "$root" "$(debian_mirror)" >"$DEV_HOME/debootstrap.log" 2>&1 \
+      || die "debootstrap failed; see $DEV_HOME/debootstrap.log"
+    # Slim it like debian:*-slim: no docs, man pages or apt lists, and dpkg keeps them out later.
+    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
+           "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/var/log/*.log
+    cat >"$root/etc/dpkg/dpkg.cfg.d/docker-slim" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+EOF
+    printf 'APT::Install-Recommends "false";\n' >"$root/etc/apt/apt.conf.d/99no-recommends"
+    tar --numeric-owner -C "$root" -cf "$ROOTFS_TAR.tmp" . && mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+    rm -rf "$root"
+  fi
+  docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["bash"]' "$ROOTFS_TAR" "$BASE_REF" >/dev/null
+  docker push -q "$BASE_REF" >/dev/null || die "could not push $BASE_REF"
+  say "base image $BASE_REF ready"
+fi
+
+# --- 7. Ruby source and ruby-build from Debian's archive -----------------------------------------
+RUBY_DIR="$DEV_HOME/ruby"
+if ! ls "$RUBY_DIR"/ruby-"$RUBY_SERIES".*.tar.gz >/dev/null 2>&1; then
+  trixie_lists
+  say "fetching the Ruby $RUBY_SERIES release tarball from Debian's source archive"
+  mkdir -p "$RUBY_DIR/src"
+  (cd "$RUBY_DIR/src" && aptx source --download-only "ruby$RUBY_SERIES" >/dev/null)
+  orig=$(ls "$RUBY_DIR"/src/ruby"$RUBY_SERIES"_*.orig.tar.xz | head -n1)
+  ver=$(basename "$orig" | sed -E 's/^ruby[0-9.]+_([0-9.]+)(\+[^.]*)?\.orig\.tar\.xz$/\1/')
+  # ruby-build only extracts .tar.gz/.tar.bz2; gzip -n from stdin is deterministic (no name/mtime).
+  xz -dc "$orig" | gzip -6 -n >"$RUBY_DIR/ruby-$ver.tar.gz.tmp"
+  mv "$RUBY_DIR/ruby-$ver.tar.gz.tmp" "$RUBY_DIR/ruby-$ver.tar.gz"
+  rm -rf "$RUBY_DIR/src"
+fi
+if [[ ! -x "$DEV_HOME/ruby-build/bin/ruby-build" ]]; then
+  say "fetching ruby-build from Debian trixie"
+  trixie_deb ruby-build "$DEV_HOME/ruby-build.deb"
+  rm -rf "$DEV_HOME/ruby-build"
+  mkdir -p "$DEV_HOME/ruby-build/bin" "$DEV_HOME/ruby-build/share"
+  cp "$DEV_HOME/ruby-build.deb/usr/bin/ruby-build" "$DEV_HOME/ruby-build/bin/"
+  cp -r "$DEV_HOME/ruby-build.deb/usr/share/ruby-build" "$DEV_HOME/ruby-build/share/"
+  rm -rf "$DEV_HOME/ruby-build.deb"
+fi
+
+ruby_tgz=$(ls "$RUBY_DIR"/ruby-"$RUBY_SERIES".*.tar.gz | head -n1)
+ruby_ver=$(basename "$ruby_tgz" .tar.gz); ruby_ver=${ruby_ver#ruby-}
+# One file for make/tests/demo to source: where everything is.
+cat >"$DEV_HOME/env.tmp" <<EOF
+export IMGBUILD_DEV_HOME=$DEV_HOME
+export IMGBUILD_DEV_REGISTRY=$REGISTRY
+export IMGBUILD_DEV_BASE_IMAGE=$BASE_REF
+export IMGBUILD_DEV_RUBY_VERSION=$ruby_ver
+export IMGBUILD_DEV_RUBY_TARBALL=$ruby_tgz
+export IMGBUILD_DEV_RUBY_BUILD=$DEV_HOME/ruby-build
+EOF
+mv "$DEV_HOME/env.tmp" "$DEV_HOME/env"
+say "ready: docker $(docker version --format '{{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}'), registry $REGISTRY, base $BASE_REF, ruby $ruby_ver"
