@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from buildkit import schema
+from buildkit.settings import budgets as budgets_section
+from buildkit.settings import codebuild as codebuild_section
 from buildkit.errors import ConfigError, InputError
 from buildkit.yamlsrc import Document, load
 
@@ -96,6 +98,10 @@ class Config:
     base: BaseConfig
     app: AppConfig
     cache_dir: Path
+    budgets: budgets_section.Budgets = field(default_factory=budgets_section.Budgets)
+    codebuild: codebuild_section.CodeBuildSettings = field(
+        default_factory=codebuild_section.CodeBuildSettings
+    )
 
     def layer(self, name: str) -> LayerCommon:
         layer: LayerCommon = {"ruby": self.ruby, "base": self.base, "app": self.app}[name]
@@ -128,7 +134,7 @@ def resolve(
     """Load, validate and resolve the config at path."""
     env = dict(os.environ) if env is None else dict(env)
     doc = load(path, env)
-    schema.check_keys(doc)
+    schema.check_keys(doc, _keys())
     data = doc.data
     for var, key in ENV_OVERRIDES.items():
         if env.get(var):
@@ -147,7 +153,18 @@ def resolve(
         base=_base(doc, data.get("base") or {}, root),
         app=_app(doc, data.get("app") or {}, root),
         cache_dir=Path(env.get("IMGBUILD_CACHE_DIR") or _default_cache(env)).expanduser(),
+        budgets=budgets_section.parse(doc, data.get("budgets"), root),
+        codebuild=codebuild_section.parse(doc, data.get("codebuild"), root),
     )
+
+
+def _keys() -> dict[str, Any]:
+    """schema.KEYS with each feature section's own keys plugged in."""
+    return {
+        **schema.KEYS,
+        "budgets": budgets_section.KEYS or None,
+        "codebuild": codebuild_section.KEYS or None,
+    }
 
 
 def _default_cache(env: Mapping[str, str]) -> str:

@@ -38,6 +38,8 @@ KEYS: dict[str, Any] = {
         "bundle_without": None,
         **_COMMON,
     },
+    "budgets": None,  # replaced below: each feature section owns its keys
+    "codebuild": None,
     "app": {
         "context": None,
         "command": None,
