@@ -16,7 +16,7 @@ import click
 import typer
 
 from buildkit import config as configmod
-from buildkit import log, summary
+from buildkit import cli_codebuild, cli_report, log
 from buildkit.errors import INTERNAL_ERROR_EXIT, ImgbuildError, Interrupted
 
 app = typer.Typer(
@@ -80,15 +80,16 @@ def _layer_command(layer: str) -> None:
     ) -> None:
         from buildkit import pipeline
 
+        from buildkit import reports
+
         resolved = _resolve(ctx, config, registry)
         timer = log.Timer()
         outcomes = pipeline.run(
             resolved, pipeline.RunOptions(target=layer, push=push, no_cache=no_cache)
         )
-        data = summary.run_summary(outcomes, timer.seconds)
+        data = reports.after_run(resolved, outcomes, timer.seconds)
         if as_json:
             print(json.dumps(data, indent=2))
-        summary.print_run_table(data)
 
     command.__doc__ = f"Build the {layer} image and whatever it depends on that is stale."
     app.command(name=layer)(command)
@@ -96,6 +97,8 @@ def _layer_command(layer: str) -> None:
 
 for _layer in configmod.LAYERS:
     _layer_command(_layer)
+cli_report.register(app)
+cli_codebuild.register(app)
 
 
 @app.command()

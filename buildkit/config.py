@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from buildkit import schema
+from buildkit.errors import ConfigError, InputError
 from buildkit.settings import budgets as budgets_section
 from buildkit.settings import codebuild as codebuild_section
-from buildkit.errors import ConfigError, InputError
 from buildkit.yamlsrc import Document, load
 
 DEFAULT_CONFIG_NAME = "imgbuild.yaml"

@@ -29,7 +29,8 @@ debian_mirror() {
 
 # --- 1. packages ---------------------------------------------------------------------------------
 need_pkgs=()
-for p in docker.io docker-registry apache2-utils debootstrap xz-utils curl ca-certificates dpkg-dev; do
+for p in docker.io docker-registry apache2-utils debootstrap xz-utils curl ca-certificates dpkg-dev \
+         chromium; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if ((${#need_pkgs[@]})); then
