@@ -15,8 +15,8 @@ from typing import Annotated
 import click
 import typer
 
-from buildkit import config as configmod
 from buildkit import cli_codebuild, cli_report, log
+from buildkit import config as configmod
 from buildkit.errors import INTERNAL_ERROR_EXIT, ImgbuildError, Interrupted
 
 app = typer.Typer(
@@ -78,9 +78,7 @@ def _layer_command(layer: str) -> None:
         config: ConfigOpt = None,
         registry: RegistryOpt = None,
     ) -> None:
-        from buildkit import pipeline
-
-        from buildkit import reports
+        from buildkit import pipeline, reports
 
         resolved = _resolve(ctx, config, registry)
         timer = log.Timer()

@@ -5,5 +5,5 @@ from __future__ import annotations
 import typer
 
 
-def register(app: typer.Typer) -> None:  # noqa: ARG001
+def register(app: typer.Typer) -> None:
     """Add the codebuild commands to the main CLI."""
