@@ -50,6 +50,14 @@ if ! timeout 10 docker version >/dev/null 2>&1; then
   timeout 10 docker version >/dev/null 2>&1 || die "dockerd did not answer within 60 s; see $DEV_HOME/dockerd.log"
 fi
 
+# A second dockerd started with --bridge=none deletes the host's docker0 (moby's
+# removeDefaultBridgeInterface); builds then fail with "could not find bridge docker0". Put it back.
+if ! ip link show docker0 >/dev/null 2>&1; then
+  gw=$(docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null || true)
+  say "docker0 is missing; recreating it (${gw:-172.17.0.1})"
+  ip link add docker0 type bridge && ip addr add "${gw:-172.17.0.1}/16" dev docker0 && ip link set docker0 up
+fi
+
 # --- 3. trixie apt lists (buildx on bookworm, Ruby source, ruby-build) ------------------------------
 TRIXIE="$DEV_HOME/apt-trixie"
 aptx() {

@@ -8,7 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,3 +107,60 @@ def project(tmp_path: Path, dev: DevEnv) -> Project:
 
 def layers_by_name(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {layer["name"]: layer for layer in document["layers"]}
+
+
+FRESH_BRIDGE = "imgbfresh0"
+
+
+@dataclass(frozen=True)
+class FreshDaemon:
+    """A second, empty dockerd: what a wiped daemon or a new CI machine looks like."""
+
+    host: str
+
+
+@pytest.fixture(scope="session")
+def fresh_daemon(tmp_path_factory: pytest.TempPathFactory, dev: DevEnv) -> Iterator[FreshDaemon]:
+    root = tmp_path_factory.mktemp("dockerd")
+    sock = root / "docker.sock"
+    # Its own bridge: a second dockerd started with --bridge=none deletes the host's docker0
+    # (moby's removeDefaultBridgeInterface), breaking the main daemon's networking.
+    if subprocess.run(["ip", "link", "show", FRESH_BRIDGE], capture_output=True).returncode:
+        subprocess.run(["ip", "link", "add", FRESH_BRIDGE, "type", "bridge"], check=True)
+    log = (root / "dockerd.log").open("w")
+    proc = subprocess.Popen(
+        [
+            "dockerd",
+            "--data-root",
+            str(root / "data"),
+            "--exec-root",
+            str(root / "exec"),
+            "--pidfile",
+            str(root / "dockerd.pid"),
+            "-H",
+            f"unix://{sock}",
+            f"--bridge={FRESH_BRIDGE}",
+            "--iptables=false",
+            "--ip-masq=false",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    host = f"unix://{sock}"
+    env = {**os.environ, "DOCKER_HOST": host}
+    deadline = time.monotonic() + 60
+    while subprocess.run(
+        ["docker", "version"], env=env, capture_output=True, check=False
+    ).returncode:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"a second dockerd did not start; see {root / 'dockerd.log'}")
+        time.sleep(0.2)  # polling the daemon's socket, bounded by the deadline
+    yield FreshDaemon(host=host)
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(root / "data", ignore_errors=True)

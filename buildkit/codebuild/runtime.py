@@ -1,0 +1,195 @@
+"""imgbuild inside a CodeBuild build: what started it, which tags fit, where reports go.
+
+CodeBuild describes the build in CODEBUILD_* variables (docs/codebuild.md lists those read here):
+`CODEBUILD_WEBHOOK_TRIGGER` is `branch/<name>`, `pr/<number>` or `tag/<name>` for webhook builds;
+a build started by hand has only `CODEBUILD_SOURCE_VERSION` (a branch, `pr/N`, a ref or a commit).
+Release tags (`latest`, the branch tag) move only for a build of the release branch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from buildkit import fsutil
+
+REPORT_DIR_ENV = "IMGBUILD_REPORT_DIR"
+DEFAULT_REPORT_DIR = "imgbuild-reports"
+EXPORTS_FILE = "exported.env"
+CONTEXT_FILE = "codebuild.env"
+LAYERS = ("ruby", "base", "app")
+#: The variables a buildspec's `exported-variables` can list (one pair per layer).
+EXPORTED = tuple(
+    f"IMGBUILD_{layer.upper()}_{what}" for layer in LAYERS for what in ("IMAGE", "DIGEST")
+)
+
+Kind = Literal["branch", "pr", "tag", "commit"]
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What this build is for: kind branch/pr/tag/commit and its name (branch, PR number, tag)."""
+
+    kind: Kind
+    name: str
+    head_ref: str | None = None  # the PR's (or pushed) branch, without refs/heads/
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def in_codebuild(env: Mapping[str, str] | None = None) -> bool:
+    return bool(_env(env).get("CODEBUILD_BUILD_ID"))
+
+
+def _short_ref(ref: str | None) -> str | None:
+    if not ref:
+        return None
+    return ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+
+
+def trigger(env: Mapping[str, str] | None = None) -> Trigger | None:
+    """The webhook trigger, else what a by-hand build's source version says; None elsewhere."""
+    values = _env(env)
+    if not in_codebuild(values):
+        return None
+    head = _short_ref(values.get("CODEBUILD_WEBHOOK_HEAD_REF"))
+    webhook = values.get("CODEBUILD_WEBHOOK_TRIGGER", "")
+    kind, _, name = webhook.partition("/")
+    if kind in ("branch", "pr", "tag") and name:
+        return Trigger(kind, name, head)  # type: ignore[arg-type]  # narrowed by the check
+    return _from_source_version(values.get("CODEBUILD_SOURCE_VERSION", ""), head)
+
+
+def _from_source_version(version: str, head: str | None) -> Trigger | None:
+    if version.startswith("pr/"):
+        return Trigger("pr", version[3:], head)
+    if version.startswith("refs/tags/"):
+        return Trigger("tag", version.removeprefix("refs/tags/"), head)
+    if version.startswith("refs/heads/"):
+        return Trigger("branch", version.removeprefix("refs/heads/"), head)
+    if _COMMIT.match(version):
+        return Trigger("commit", version, head)
+    return Trigger("branch", version, head) if version else None
+
+
+def should_move_release_tags(
+    release_branch: str = "main", env: Mapping[str, str] | None = None
+) -> bool | None:
+    """True for a build of the release branch, False for PRs, tags and other branches, None
+    outside CodeBuild (the command line decides there)."""
+    if not in_codebuild(env):
+        return None
+    found = trigger(env)
+    return found is not None and found.kind == "branch" and found.name == release_branch
+
+
+def commit(env: Mapping[str, str] | None = None) -> str | None:
+    values = _env(env)
+    resolved = values.get("CODEBUILD_RESOLVED_SOURCE_VERSION", "")
+    return resolved if _COMMIT.match(resolved) else None
+
+
+def batch_identifier(env: Mapping[str, str] | None = None) -> str | None:
+    return _env(env).get("CODEBUILD_BATCH_BUILD_IDENTIFIER") or None
+
+
+def batch_layer(env: Mapping[str, str] | None = None) -> str | None:
+    """The layer a batch build-graph entry builds (its identifier is the layer name)."""
+    ident = batch_identifier(env)
+    return ident if ident in LAYERS else None
+
+
+def docker_tag(text: str) -> str:
+    """A valid image tag made from text: feature/x → feature-x (at most 128 characters)."""
+    tag = _TAG_BAD.sub("-", text).lstrip(".-")[:128]
+    return tag or "unnamed"
+
+
+def source_tags(env: Mapping[str, str] | None = None) -> list[str]:
+    """Tags that say where an image came from: `pr-12`, the branch or git tag, `git-<sha12>`."""
+    found = trigger(env)
+    tags = []
+    if found is not None and found.kind == "pr":
+        tags.append(docker_tag(f"pr-{found.name}"))
+    elif found is not None and found.kind in ("branch", "tag"):
+        tags.append(docker_tag(found.name))
+    sha = commit(env)
+    if sha:
+        tags.append(f"git-{sha[:12]}")
+    return tags
+
+
+def report_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where reports go: $IMGBUILD_REPORT_DIR, else imgbuild-reports/ in the source directory."""
+    values = _env(env)
+    configured = values.get(REPORT_DIR_ENV)
+    base = Path(values.get("CODEBUILD_SRC_DIR") or Path.cwd())
+    if configured:
+        path = Path(configured)
+        return path if path.is_absolute() else base / path
+    return base / DEFAULT_REPORT_DIR
+
+
+def context_variables(
+    release_branch: str = "main", env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """What a buildspec sources after the preflight: the trigger and the release-tag choice."""
+    found = trigger(env)
+    move = should_move_release_tags(release_branch, env)
+    return {
+        "IMGBUILD_TRIGGER": str(found) if found else "",
+        "IMGBUILD_COMMIT": commit(env) or "",
+        "IMGBUILD_LAYER": batch_layer(env) or "app",
+        "IMGBUILD_RELEASE_TAGS": "--release-tags" if move else "--no-release-tags",
+        "IMGBUILD_SOURCE_TAGS": " ".join(source_tags(env)),
+    }
+
+
+def describe(release_branch: str = "main", env: Mapping[str, str] | None = None) -> str:
+    """One log line about the build, or about not being in one."""
+    values = _env(env)
+    if not in_codebuild(values):
+        return "not in CodeBuild (CODEBUILD_BUILD_ID unset): the command line decides the tags"
+    found = trigger(values)
+    head = f" (head {found.head_ref})" if found and found.head_ref else ""
+    move = "yes" if should_move_release_tags(release_branch, values) else "no"
+    batch = batch_identifier(values)
+    return (
+        f"CodeBuild build {values['CODEBUILD_BUILD_ID']}: trigger {found or 'unknown'}{head}, "
+        f"commit {commit(values) or 'unknown'}"
+        + (f", batch entry {batch}" if batch else "")
+        + f"; release tags move: {move}"
+    )
+
+
+def exported_variables(result: Mapping[str, Any]) -> dict[str, str]:
+    """IMGBUILD_<LAYER>_IMAGE/_DIGEST from the --json result of `imgbuild <layer>`."""
+    variables = dict.fromkeys(EXPORTED, "")
+    for layer in result.get("layers", []):
+        name = str(layer.get("name", "")).upper()
+        if f"IMGBUILD_{name}_IMAGE" in variables:
+            variables[f"IMGBUILD_{name}_IMAGE"] = str(layer.get("image") or "")
+            variables[f"IMGBUILD_{name}_DIGEST"] = str(layer.get("digest") or "")
+    return variables
+
+
+def shell_lines(variables: Mapping[str, str]) -> str:
+    """`export NAME='value'` lines a shell can source."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items())
+
+
+def write_env_file(path: Path, variables: Mapping[str, str]) -> Path:
+    fsutil.atomic_write_text(path, shell_lines(variables))
+    return path

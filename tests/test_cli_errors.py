@@ -1,0 +1,77 @@
+"""Acceptance 8: bad config, missing Dockerfile, daemon down, registry down — one line, exit code."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tests.conftest import Project
+
+pytestmark = pytest.mark.docker
+
+
+def assert_one_line_error(result: object, code: int, *needles: str) -> None:
+    stderr = result.stderr  # type: ignore[attr-defined]
+    assert result.returncode == code, stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("imgbuild: error:")]
+    assert len(errors) == 1, stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def test_mistyped_key_exit_3_with_file_line(project: Project) -> None:
+    project.edit_config("  bundle_without:", "  bundle_whitout:")
+    lines = project.config.read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "bundle_whitout" in text)
+    result = project.run("plan")
+    assert_one_line_error(
+        result, 3, f"imgbuild.yaml:{line}:", "base.bundle_whitout", "'bundle_without'"
+    )
+
+
+def test_malformed_yaml_exit_3(project: Project) -> None:
+    project.config.write_text(project.config.read_text() + "app: [\n")
+    assert_one_line_error(project.run("app"), 3, "invalid YAML")
+
+
+def test_missing_dockerfile_exit_4(project: Project) -> None:
+    project.edit_config("app:\n", "app:\n  dockerfile: docker/app.Dockerfile\n")
+    assert_one_line_error(project.run("app"), 4, "app.dockerfile", "does not exist")
+
+
+def test_missing_lockfile_exit_4(project: Project) -> None:
+    (project.root / "Gemfile.lock").unlink()
+    assert_one_line_error(project.run("plan"), 4, "Gemfile.lock is missing")
+
+
+def test_dockerignore_excluding_gemfile_exit_4(project: Project) -> None:
+    (project.root / ".dockerignore").write_text("Gemfile\n")
+    assert_one_line_error(project.run("plan"), 4, ".dockerignore excludes Gemfile")
+
+
+def test_daemon_down_exit_5_fast(project: Project, tmp_path: object) -> None:
+    started = time.monotonic()
+    result = project.run("app", extra_env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert_one_line_error(result, 5, "no Docker daemon answers")
+    assert time.monotonic() - started < 10
+
+
+def test_registry_down_exit_8_fast(project: Project) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    result = project.run("--registry", f"127.0.0.1:{port}", "app", "--push")
+    assert_one_line_error(result, 8, f"127.0.0.1:{port}", "unreachable")
+    assert time.monotonic() - started < 10
+
+
+def test_failing_build_exit_7_names_step(project: Project) -> None:
+    dockerfile = project.root / "broken.Dockerfile"
+    dockerfile.write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo about to fail && exit 3\n")
+    project.edit_config("app:\n", "app:\n  dockerfile: broken.Dockerfile\n")
+    result = project.run("app")
+    assert_one_line_error(result, 7, "building the app image", "exit code: 3")

@@ -1,0 +1,46 @@
+"""Acceptance 6: a wiped daemon (here: a second, empty dockerd) reuses the registry's chain."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import FreshDaemon, Project, layers_by_name
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def test_source_change_on_fresh_daemon_builds_only_app(
+    project: Project, fresh_daemon: FreshDaemon
+) -> None:
+    project.run_json("app", "--push")  # make sure the registry has the chain
+    (project.root / "lib" / "fresh.rb").write_text(f"FRESH = {time.time_ns()}\n")
+    env = {"DOCKER_HOST": fresh_daemon.host}
+    result = project.run("app", "--push", "--json", extra_env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    layers = layers_by_name(json.loads(result.stdout))
+    assert [layers[n]["built"] for n in ("ruby", "base", "app")] == [False, False, True]
+    assert layers["app"]["pushed"] is True
+
+
+def test_ruby_rebuild_on_fresh_daemon_is_all_cache_hits(
+    project: Project, fresh_daemon: FreshDaemon
+) -> None:
+    """A new ruby key whose steps are unchanged (an unused build arg) must not recompile Ruby:
+    every step comes from the registry's inline cache."""
+    project.edit_config('version: "3.3.8"', 'version: "3.3.8"\n  build_args: {UNUSED_NONCE: "a"}')
+    project.run_json("ruby", "--push")  # main daemon: its build cache makes this cheap after once
+    project.edit_config('UNUSED_NONCE: "a"', 'UNUSED_NONCE: "b"')
+    env = {"DOCKER_HOST": fresh_daemon.host}
+    result = project.run("ruby", "--json", extra_env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    ruby = layers_by_name(json.loads(result.stdout))["ruby"]
+    assert ruby["built"] is True
+    executed = [s["name"] for s in ruby["steps"] if not s["cached"] and "] RUN" in s["name"]]
+    assert executed == [], f"steps ran instead of coming from the cache: {executed}"
+    assert ruby["seconds"] < 120
