@@ -125,7 +125,8 @@ def fresh_daemon(tmp_path_factory: pytest.TempPathFactory, dev: DevEnv) -> Itera
     sock = root / "docker.sock"
     # Its own bridge: a second dockerd started with --bridge=none deletes the host's docker0
     # (moby's removeDefaultBridgeInterface), breaking the main daemon's networking.
-    if subprocess.run(["ip", "link", "show", FRESH_BRIDGE], capture_output=True).returncode:
+    probe = subprocess.run(["ip", "link", "show", FRESH_BRIDGE], check=False, capture_output=True)
+    if probe.returncode:
         subprocess.run(["ip", "link", "add", FRESH_BRIDGE, "type", "bridge"], check=True)
     log = (root / "dockerd.log").open("w")
     proc = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""Acceptance 8: bad config, missing Dockerfile, daemon down, registry down — one line, exit code."""
+"""Acceptance 8: bad config, missing Dockerfile, daemon or registry down: one line, exit code."""
 
 from __future__ import annotations
 
