@@ -15,7 +15,7 @@ from typing import Annotated
 import click
 import typer
 
-from buildkit import cli_codebuild, cli_report, log
+from buildkit import cli_codebuild, cli_ecr, cli_report, log
 from buildkit import config as configmod
 from buildkit.errors import INTERNAL_ERROR_EXIT, ImgbuildError, Interrupted
 
@@ -74,6 +74,13 @@ def _layer_command(layer: str) -> None:
         no_cache: Annotated[
             bool, typer.Option("--no-cache", help=f"Rebuild the {layer} image without any cache.")
         ] = False,
+        release_tags: Annotated[
+            bool | None,
+            typer.Option(
+                "--release-tags/--no-release-tags",
+                help="Move latest/main after a push (default: on release branches, not on PRs).",
+            ),
+        ] = None,
         as_json: JsonOpt = False,
         config: ConfigOpt = None,
         registry: RegistryOpt = None,
@@ -82,9 +89,10 @@ def _layer_command(layer: str) -> None:
 
         resolved = _resolve(ctx, config, registry)
         timer = log.Timer()
-        outcomes = pipeline.run(
-            resolved, pipeline.RunOptions(target=layer, push=push, no_cache=no_cache)
+        options = pipeline.RunOptions(
+            target=layer, push=push, no_cache=no_cache, release_tags=release_tags
         )
+        outcomes = pipeline.run(resolved, options)
         data = reports.after_run(resolved, outcomes, timer.seconds)
         if as_json:
             print(json.dumps(data, indent=2))
@@ -97,6 +105,7 @@ for _layer in configmod.LAYERS:
     _layer_command(_layer)
 cli_report.register(app)
 cli_codebuild.register(app)
+cli_ecr.register(app, _resolve)
 
 
 @app.command()
@@ -108,11 +117,13 @@ def plan(
 ) -> None:
     """Say, per layer, whether it is up to date or must be built, and why."""
     from buildkit import plan as planmod
+    from buildkit.access import open_registry
     from buildkit.engine import docker_api
 
-    resolved = _resolve(ctx, config, registry)
+    resolved, access = open_registry(_resolve(ctx, config, registry))
     docker_api.client()
-    plans = planmod.make_plan(resolved)
+    client = access.client() if resolved.registry else None
+    plans = planmod.make_plan(resolved, registry=client)
     if as_json:
         print(json.dumps({"layers": [p.as_json() for p in plans]}, indent=2))
         return

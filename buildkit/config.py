@@ -19,6 +19,7 @@ from buildkit import schema
 from buildkit.errors import ConfigError, InputError
 from buildkit.settings import budgets as budgets_section
 from buildkit.settings import codebuild as codebuild_section
+from buildkit.settings import ecr as ecr_section
 from buildkit.yamlsrc import Document, load
 
 DEFAULT_CONFIG_NAME = "imgbuild.yaml"
@@ -102,6 +103,8 @@ class Config:
     codebuild: codebuild_section.CodeBuildSettings = field(
         default_factory=codebuild_section.CodeBuildSettings
     )
+    ecr: ecr_section.EcrSettings = field(default_factory=ecr_section.EcrSettings)
+    tags: ecr_section.TagSettings = field(default_factory=ecr_section.TagSettings)
 
     def layer(self, name: str) -> LayerCommon:
         layer: LayerCommon = {"ruby": self.ruby, "base": self.base, "app": self.app}[name]
@@ -155,6 +158,8 @@ def resolve(
         cache_dir=Path(env.get("IMGBUILD_CACHE_DIR") or _default_cache(env)).expanduser(),
         budgets=budgets_section.parse(doc, data.get("budgets"), root),
         codebuild=codebuild_section.parse(doc, data.get("codebuild"), root),
+        ecr=ecr_section.parse(doc, data.get("ecr"), root),
+        tags=ecr_section.parse_tags(doc, data.get("tags")),
     )
 
 
@@ -164,6 +169,8 @@ def _keys() -> dict[str, Any]:
         **schema.KEYS,
         "budgets": budgets_section.KEYS or None,
         "codebuild": codebuild_section.KEYS or None,
+        "ecr": ecr_section.KEYS,
+        "tags": ecr_section.TAG_KEYS,
     }
 
 

@@ -56,9 +56,14 @@ def shipped_dockerfile(layer: str) -> Path:
     raise InputError(f"imgbuild's own {layer} Dockerfile is missing; reinstall imgbuild")
 
 
+def repository_name(config: Config, layer: str) -> str:
+    """The repository path without the registry host (ECR names may be overridden)."""
+    return config.ecr.repositories.get(layer) or f"{config.name}-{layer}"
+
+
 def repository(config: Config, layer: str) -> str:
     prefix = f"{config.registry}/" if config.registry and config.registry != "ecr" else ""
-    return f"{prefix}{config.name}-{layer}"
+    return f"{prefix}{repository_name(config, layer)}"
 
 
 def compute_key(layer: str, parent_key: str | None, inputs: Mapping[str, str]) -> str:

@@ -7,19 +7,21 @@ move `latest` → record inputs → summary. Builds are never retried; pushes ar
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from buildkit import contexts, gitinfo, labels, log, state
-from buildkit.config import Config
-from buildkit.engine import builder, docker_api
+from buildkit import contexts, gitinfo, labels, log, pushing, state, tagpolicy
+from buildkit.access import RegistryAccess, open_registry
+from buildkit.config import LAYERS, Config
+from buildkit.engine import builder, docker_api, ecr_repos
 from buildkit.engine.progress import Step
 from buildkit.engine.registry import RegistryClient, split_ref
-from buildkit.errors import ImgbuildError, PushFailedError
-from buildkit.layers import LayerSpec
+from buildkit.errors import ImgbuildError
+from buildkit.layers import LayerSpec, repository_name
 from buildkit.plan import LayerPlan, make_plan, record
 
-MOVING_TAG = "latest"
+MOVING_TAG = "latest"  # the cache-from source: moved on release builds (tagpolicy)
 
 
 @dataclass(kw_only=True)
@@ -35,6 +37,7 @@ class LayerOutcome:
     build_seconds: float = 0.0
     push_seconds: float = 0.0
     steps: tuple[Step, ...] = field(default_factory=tuple)
+    tags: list[str] = field(default_factory=list)  # tags written to the registry in this run
 
     def as_json(self) -> dict[str, Any]:
         spec = self.plan.spec
@@ -49,6 +52,7 @@ class LayerOutcome:
             "reasons": list(self.plan.reasons),
             "seconds": round(self.build_seconds, 3),
             "push_seconds": round(self.push_seconds, 3),
+            "tags": list(self.tags),
             "steps": [
                 {"name": s.name, "seconds": round(s.seconds, 3), "cached": s.cached}
                 for s in self.steps
@@ -61,6 +65,7 @@ class RunOptions:
     target: str = "app"
     push: bool = False
     no_cache: bool = False
+    release_tags: bool | None = None  # None: decided by branch / trigger (tagpolicy)
 
 
 def preflight(config: Config, *, push: bool) -> builder.Engine:
@@ -76,22 +81,41 @@ def preflight(config: Config, *, push: bool) -> builder.Engine:
     return engine
 
 
+def ensure_ecr_repositories(config: Config, access: RegistryAccess) -> list[str]:
+    """Create/update the chain's ECR repositories (a no-op for other registries)."""
+    if access.ecr_registry is None:
+        return []
+    wanted = [
+        ecr_repos.desired(repository_name(config, layer), config.ecr, config.tags.release_branches)
+        for layer in LAYERS
+    ]
+    return ecr_repos.ensure(access.ecr_registry, wanted)
+
+
 def run(config: Config, options: RunOptions) -> list[LayerOutcome]:
+    config, access = open_registry(config)
     engine = preflight(config, push=options.push)
+    if options.push:
+        ensure_ecr_repositories(config, access)
+    client = access.client() if config.registry else None
     force = frozenset({options.target}) if options.no_cache else frozenset()
-    plans = make_plan(config, options.target, force=force)
+    plans = make_plan(config, options.target, registry=client, force=force)
     outcomes = [LayerOutcome(plan=p, image_id=p.local_id, digest=p.remote_digest) for p in plans]
     _announce(plans)
     git = gitinfo.detect(config.app.context)
-    for outcome in outcomes:
-        if outcome.plan.status == "build":
-            forced = options.no_cache and outcome.plan.spec.name == options.target
-            _build(config, engine, outcome, git, forced=forced)
+    with access.build_env() as env:
+        for outcome in outcomes:
+            if outcome.plan.status == "build":
+                forced = options.no_cache and outcome.plan.spec.name == options.target
+                cache_from = [] if forced else _cache_from(outcome.plan.spec, config, client)
+                _build(config, engine, outcome, git, cache_from=cache_from, forced=forced, env=env)
     target = outcomes[-1]
     if not options.push and target.image_id is None:
-        _pull(target)
+        _pull(target, access)
     if options.push:
-        _push_chain(outcomes)
+        assert client is not None
+        policy = tagpolicy.make(config, git, options.release_tags)
+        pushing.push_chain(outcomes, access, client, policy)
     for outcome in outcomes:
         record(config, outcome.plan.spec)
     return outcomes
@@ -122,16 +146,15 @@ def _build_labels(spec: LayerSpec, git: gitinfo.GitInfo, config: Config) -> dict
     return result
 
 
-def _cache_from(spec: LayerSpec, config: Config) -> list[str]:
+def _cache_from(spec: LayerSpec, config: Config, client: RegistryClient | None) -> list[str]:
     """Registry images whose inline cache this build may reuse: the layer's `latest` and the
     image this machine last used for it. Only refs that exist, so logs carry no false errors."""
-    if not config.registry:
+    if client is None:
         return []
     candidates = [f"{spec.repository}:{MOVING_TAG}"]
     previous = state.load(config.cache_dir, spec.repository)
     if previous is not None and previous.image not in (spec.image, *candidates):
         candidates.append(previous.image)
-    client = RegistryClient(config.registry)
     refs = []
     for ref in candidates:
         _, repo, tag = split_ref(ref)
@@ -146,7 +169,9 @@ def _build(
     outcome: LayerOutcome,
     git: gitinfo.GitInfo,
     *,
+    cache_from: list[str],
     forced: bool,
+    env: Mapping[str, str],
 ) -> None:
     spec = outcome.plan.spec
     context = spec.context or contexts.stage_ruby_context(config, spec)
@@ -157,12 +182,12 @@ def _build(
         tags=[spec.image],
         build_args=spec.build_args,
         labels=_build_labels(spec, git, config),
-        cache_from=[] if forced else _cache_from(spec, config),
+        cache_from=cache_from,
         no_cache=forced,
         platform=config.platform,
     )
     log.info(f"{spec.name}: building {spec.image}")
-    result = builder.build(engine, request)
+    result = builder.build(engine, request, env)
     outcome.built = True
     outcome.image_id = result.image_id
     outcome.build_seconds = result.seconds
@@ -171,32 +196,10 @@ def _build(
     log.info(f"{spec.name}: built in {result.seconds:.1f}s")
 
 
-def _pull(outcome: LayerOutcome) -> None:
+def _pull(outcome: LayerOutcome, access: RegistryAccess) -> None:
     spec = outcome.plan.spec
     log.info(f"{spec.name}: pulling {spec.image} from the registry")
-    docker_api.pull(spec.image)
+    docker_api.pull(spec.image, access.sdk_auth())
     local = docker_api.local_image(spec.image)
     outcome.image_id = local.id if local else None
     outcome.pulled = True
-
-
-def _push_chain(outcomes: list[LayerOutcome]) -> None:
-    """Push content tags first; move `latest` only when the whole chain is in the registry."""
-    for outcome in outcomes:
-        if outcome.digest is not None and not outcome.built:
-            continue  # already in the registry under its content key
-        if outcome.image_id is None:
-            raise PushFailedError(
-                f"{outcome.plan.spec.image} is neither local nor in the registry; rerun without "
-                "--push to build it"
-            )
-        timer = log.Timer()
-        log.info(f"{outcome.plan.spec.name}: pushing {outcome.plan.spec.image}")
-        outcome.digest = docker_api.push(outcome.plan.spec.image)
-        outcome.push_seconds = timer.seconds
-        outcome.pushed = True
-    for outcome in outcomes:
-        if outcome.pushed:
-            moving = f"{outcome.plan.spec.repository}:{MOVING_TAG}"
-            docker_api.tag(outcome.plan.spec.image, moving)
-            docker_api.push(moving)

@@ -54,15 +54,15 @@ def make_plan(
     config: Config,
     target: str = "app",
     *,
-    check_registry: bool = True,
+    registry: RegistryClient | None = None,
     force: frozenset[str] = frozenset(),
 ) -> list[LayerPlan]:
-    """Plan the chain up to target. `force` names layers to rebuild even when up to date."""
+    """Plan the chain up to target. `force` names layers to rebuild even when up to date;
+    without a registry client only the local daemon is asked."""
     cache = digest_cache(config)
     cache.load()
     specs = layers.chain(config, cache)[: len(layers_up_to(target))]
     cache.save()
-    registry = RegistryClient(config.registry) if config.registry and check_registry else None
     plans: list[LayerPlan] = []
     for spec in specs:
         parent_plan = plans[-1] if plans else None

@@ -106,6 +106,8 @@ def test_source_change_rebuilds_only_app_and_plan_names_file(project: Project) -
 
 
 def test_os_package_change_rebuilds_base_and_app_not_ruby(project: Project) -> None:
+    nonce = time.time_ns()  # a key this machine has never built, run after run
+    project.edit_config("base:\n", f"base:\n  build_args: {{TEST_NONCE: '{nonce}'}}\n")
     project.run_json("app")
     project.edit_config("packages: [curl]", "packages: [curl, file]")
     plan = layers_by_name(project.run_json("plan"))

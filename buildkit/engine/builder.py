@@ -146,9 +146,11 @@ class _ProgressView:
             log.live(f"[{self.label}] {self.timer.seconds:5.1f}s {current[0]}")
 
 
-def build(engine: Engine, request: BuildRequest) -> BuildResult:
+def build(
+    engine: Engine, request: BuildRequest, extra_env: Mapping[str, str] | None = None
+) -> BuildResult:
     """Run one build to completion; a failure raises BuildFailedError with the failing step."""
-    env = {"DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain"}
+    env = {"DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain", **(extra_env or {})}
     with tempfile.TemporaryDirectory(prefix="imgbuild-") as tmp:
         workdir = Path(tmp)
         view = _ProgressView(request.label)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from tenacity import (
     retry,
@@ -36,6 +37,30 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.oci.image.index.v1+json",
     )
 )
+
+
+#: A request body: (content type, bytes or an open binary file streamed from disk).
+Body = tuple[str, bytes | IO[bytes]] | None
+
+
+def _is_stream(body: Body) -> bool:
+    return body is not None and not isinstance(body[1], bytes)
+
+
+class _StripAuthOnRedirect(urllib.request.HTTPRedirectHandler):
+    """ECR answers blob GETs with a redirect to a presigned S3 URL, which rejects a second
+    credential: drop Authorization when a redirect leaves the registry's host."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != req.host:
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_StripAuthOnRedirect())
 
 
 class _Transient(Exception):
@@ -74,12 +99,17 @@ class RegistryClient:
     """Reads from one registry host."""
 
     def __init__(
-        self, host: str, auth: credentials.Auth | None = None, timeout: float = 10.0
+        self,
+        host: str,
+        auth: credentials.Auth | None = None,
+        timeout: float = 10.0,
+        refresh: Callable[[], credentials.Auth] | None = None,
     ) -> None:
         self.host = host
         self.scheme = "http" if is_loopback(host) else "https"
         self.auth = auth if auth is not None else credentials.for_registry(host)
         self.timeout = timeout
+        self.refresh = refresh  # new credentials after a 401 (an expired ECR token)
         self._bearer: dict[str, str] = {}
 
     def url(self, path: str) -> str:
@@ -103,6 +133,49 @@ class RegistryClient:
         self._raise_for(status, f"{repo}:{reference}")
         return headers.get("Docker-Content-Digest") or "unknown"
 
+    def put_manifest(self, repo: str, tag: str, manifest: Manifest) -> str:
+        """Point repo:tag at manifest (same bytes, so the same digest); return the digest."""
+        status, headers, _ = self._request(
+            "PUT", f"{repo}/manifests/{tag}", repo, (manifest.media_type, manifest.raw)
+        )
+        self._raise_for(status, f"{repo}:{tag}")
+        return headers.get("Docker-Content-Digest") or manifest.digest
+
+    def has_blob(self, repo: str, digest: str) -> bool:
+        status, _, _ = self._request("HEAD", f"{repo}/blobs/{digest}", repo)
+        if status == 404:
+            return False
+        self._raise_for(status, f"{repo}@{digest}")
+        return True
+
+    def upload_blob(self, repo: str, digest: str, payload: bytes | IO[bytes]) -> None:
+        """Monolithic upload: POST a session, PUT the bytes with their digest."""
+        status, headers, _ = self._request("POST", f"{repo}/blobs/uploads/", repo)
+        self._raise_for(status, f"upload to {repo}")
+        location = headers.get("Location", "")
+        if location.startswith("/"):
+            location = f"{self.scheme}://{self.host}{location}"
+        separator = "&" if "?" in location else "?"
+        url = f"{location}{separator}{urllib.parse.urlencode({'digest': digest})}"
+        status, _, _ = self._request("PUT", url, repo, ("application/octet-stream", payload))
+        self._raise_for(status, f"{repo}@{digest}")
+
+    def download_blob(self, repo: str, digest: str, out: IO[bytes]) -> None:
+        """Stream a blob into out (large layers never sit in memory)."""
+        self.has_blob(repo, digest)  # settles the auth scheme (Basic or a Bearer token) first
+        header = self._auth_header(repo)
+        request = urllib.request.Request(self.url(f"{repo}/blobs/{digest}"))
+        if header:
+            request.add_header("Authorization", header)
+        try:
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+        except (urllib.error.URLError, OSError) as exc:
+            raise RegistryError(
+                f"registry {self.host}: cannot read {repo}@{digest}: {exc}"
+            ) from None
+
     def blob(self, repo: str, digest: str) -> bytes:
         status, _, body = self._request("GET", f"{repo}/blobs/{digest}", repo)
         self._raise_for(status, f"{repo}@{digest}")
@@ -117,9 +190,17 @@ class RegistryClient:
         if status >= 300:
             raise RegistryError(f"registry {self.host} answered HTTP {status} for {what}")
 
-    def _request(self, method: str, path: str, repo: str) -> tuple[int, Mapping[str, str], bytes]:
+    def _request(
+        self, method: str, path: str, repo: str, body: Body = None
+    ) -> tuple[int, Mapping[str, str], bytes]:
         try:
-            return self._request_with_retry(method, path, repo)
+            status, headers, data = self._request_with_retry(method, path, repo, body)
+            if status == 401 and self.refresh is not None and not _is_stream(body):
+                log.info(f"registry {self.host} answered 401; renewing credentials")
+                self.auth = self.refresh()
+                self._bearer.clear()
+                status, headers, data = self._request_with_retry(method, path, repo, body)
+            return status, headers, data
         except _Transient as exc:
             raise RegistryError(
                 f"registry {self.host} is unreachable ({exc}); start it (make services) or fix "
@@ -134,26 +215,37 @@ class RegistryClient:
         reraise=True,
     )
     def _request_with_retry(
-        self, method: str, path: str, repo: str
+        self, method: str, path: str, repo: str, body: Body = None
     ) -> tuple[int, Mapping[str, str], bytes]:
-        status, headers, body = self._send(method, path, self._auth_header(repo))
+        status, headers, data = self._send(method, path, self._auth_header(repo), body)
         if status == 401 and "Www-Authenticate" in headers:
-            header = self._authenticate(headers["Www-Authenticate"], repo)
+            header = self._authenticate(headers["Www-Authenticate"], repo, method)
             if header:
-                status, headers, body = self._send(method, path, header)
+                status, headers, data = self._send(method, path, header, body)
         if status >= 500 or status == 429:
             raise _Transient(f"HTTP {status}")
-        return status, headers, body
+        return status, headers, data
 
     def _send(
-        self, method: str, path: str, auth_header: str | None
+        self, method: str, path: str, auth_header: str | None, body: Body = None
     ) -> tuple[int, Mapping[str, str], bytes]:
-        request = urllib.request.Request(self.url(path), method=method)
+        url = path if path.startswith(("http://", "https://")) else self.url(path)
+        request = urllib.request.Request(url, method=method)
         request.add_header("Accept", MANIFEST_TYPES)
+        if body is not None:
+            content_type, payload = body
+            request.add_header("Content-Type", content_type)
+            if isinstance(payload, bytes):
+                request.data = payload
+            else:
+                size = os.fstat(payload.fileno()).st_size
+                payload.seek(0)
+                request.data = payload
+                request.add_header("Content-Length", str(size))
         if auth_header:
             request.add_header("Authorization", auth_header)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 return response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()
@@ -164,11 +256,11 @@ class RegistryClient:
     def _auth_header(self, repo: str) -> str | None:
         if repo in self._bearer:
             return f"Bearer {self._bearer[repo]}"
-        if self.auth and self.scheme == "http":
+        if self.auth:
             return self.auth.basic_header()
         return None
 
-    def _authenticate(self, challenge: str, repo: str) -> str | None:
+    def _authenticate(self, challenge: str, repo: str, method: str = "GET") -> str | None:
         scheme, _, params = challenge.partition(" ")
         if scheme.lower() == "basic":
             return self.auth.basic_header() if self.auth else None
@@ -176,9 +268,10 @@ class RegistryClient:
         realm = fields.get("realm", "").strip('"')
         if not realm:
             return None
+        actions = "pull" if method in ("GET", "HEAD") else "pull,push"
         query = {
             "service": fields.get("service", "").strip('"'),
-            "scope": f"repository:{repo}:pull",
+            "scope": f"repository:{repo}:{actions}",
         }
         request = urllib.request.Request(f"{realm}?{urllib.parse.urlencode(query)}")
         if self.auth:

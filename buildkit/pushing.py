@@ -1,0 +1,113 @@
+"""Push the chain and write its tags, in an order that never exposes a half-pushed chain.
+
+1. content-key tags, layer by layer (skipped when the registry already has that manifest);
+2. the app's immutable extra tags (git commit, git tag);
+3. moving tags (`latest`, `main`, `pr-N`, `branch-x`), only once every layer's content tag is in.
+Tags are written as manifest PUTs of the exact bytes already pushed, so digests cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from buildkit import log
+from buildkit.access import AUTH_ERRORS, RegistryAccess
+from buildkit.engine import docker_api
+from buildkit.engine.registry import Manifest, RegistryClient, split_ref
+from buildkit.errors import PushFailedError
+from buildkit.layers import LayerSpec
+from buildkit.tagpolicy import TagPolicy
+
+if TYPE_CHECKING:
+    from buildkit.pipeline import LayerOutcome
+
+
+def push_chain(
+    outcomes: Sequence[LayerOutcome],
+    access: RegistryAccess,
+    client: RegistryClient,
+    policy: TagPolicy,
+) -> None:
+    for outcome in outcomes:
+        _push_content(outcome, access, client)
+    manifests = {o.plan.spec.name: _manifest(client, o.plan.spec.image) for o in outcomes}
+    app = outcomes[-1]
+    if app.plan.spec.name == "app":
+        for tag in policy.app_tags:
+            write_tag(client, app.plan.spec, manifests["app"], tag, immutable=True, outcome=app)
+    for outcome in outcomes:
+        for tag in policy.moving_for(outcome.plan.spec.name):
+            manifest = manifests[outcome.plan.spec.name]
+            write_tag(client, outcome.plan.spec, manifest, tag, immutable=False, outcome=outcome)
+
+
+def _manifest(client: RegistryClient, image: str) -> Manifest:
+    _, repo, tag = split_ref(image)
+    manifest = client.manifest(repo, tag)
+    if manifest is None:
+        raise PushFailedError(f"{image} is not in the registry after its push; push again")
+    return manifest
+
+
+def _push_content(outcome: LayerOutcome, access: RegistryAccess, client: RegistryClient) -> None:
+    spec = outcome.plan.spec
+    _, repo, tag = split_ref(spec.image)
+    remote = client.exists(repo, tag)
+    if remote is not None and not outcome.built:
+        outcome.digest = remote
+        return  # already in the registry under its content key: nothing to push
+    if outcome.image_id is None:
+        raise PushFailedError(
+            f"{spec.image} is neither local nor in the registry; rerun without --push to build it"
+        )
+    timer = log.Timer()
+    log.info(f"{spec.name}: pushing {spec.image}")
+    digest = _sdk_push(spec.image, access)
+    if remote is not None and remote != digest:
+        raise PushFailedError(
+            f"content tag {spec.image} already points at {remote}; the rebuilt image is {digest} "
+            "(builds are not bit-reproducible) and content tags are immutable; keep the "
+            "registry's image or change an input"
+        )
+    outcome.digest = digest
+    outcome.push_seconds = timer.seconds
+    outcome.pushed = True
+    outcome.tags.append(tag)
+
+
+def _sdk_push(image: str, access: RegistryAccess) -> str:
+    """Push through the daemon; on an auth error renew the token once (it may have expired)."""
+    try:
+        return docker_api.push(image, access.sdk_auth())
+    except PushFailedError as exc:
+        if access.tokens is None or not any(w in str(exc).lower() for w in AUTH_ERRORS):
+            raise
+    log.info(f"push of {image} was refused; renewing the registry token and retrying")
+    return docker_api.push(image, access.sdk_auth(force=True))
+
+
+def write_tag(
+    client: RegistryClient,
+    spec: LayerSpec,
+    manifest: Manifest,
+    tag: str,
+    *,
+    immutable: bool,
+    outcome: LayerOutcome | None = None,
+) -> None:
+    """Point spec's repository:tag at manifest; an immutable tag that exists is left alone."""
+    repo = split_ref(spec.image)[1]
+    current = client.exists(repo, tag)
+    if current == manifest.digest:
+        return
+    if current is not None and immutable:
+        log.warn(
+            f"{spec.repository}:{tag} already points at {current}, not {manifest.digest}; "
+            "tags like it are immutable, leaving it"
+        )
+        return
+    client.put_manifest(repo, tag, manifest)
+    if outcome is not None:
+        outcome.tags.append(tag)
+    log.info(f"{spec.name}: tagged {spec.repository}:{tag}")
