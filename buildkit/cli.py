@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Annotated
 
-import click
 import typer
 
 from buildkit import cli_codebuild, cli_ecr, cli_report, log
@@ -52,7 +51,10 @@ def _global(
     ctx: typer.Context,
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Log every command; tracebacks.")] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="IMGBUILD_DEBUG", help="Log every command; tracebacks."),
+    ] = False,
 ) -> None:
     log.set_debug(debug)
     ctx.obj = Globals(config=config, registry=registry)
@@ -137,6 +139,22 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def _exit_for_click(exc: Exception) -> None:
+    """Usage errors, --help exits and aborts from click (typer may vendor its own copy of
+    click, so these are recognised by shape, not by class)."""
+    name = type(exc).__name__
+    if name == "Abort":
+        log.error("interrupted")
+        sys.exit(130)
+    code = getattr(exc, "exit_code", None)
+    if name == "Exit" and isinstance(code, int):
+        sys.exit(code)
+    show = getattr(exc, "show", None)
+    if callable(show) and isinstance(code, int):
+        show()
+        sys.exit(code)
+
+
 def main() -> None:
     """Console entry point: the only place errors turn into messages and exit codes."""
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -145,15 +163,11 @@ def main() -> None:
     except ImgbuildError as exc:
         log.error(exc.message)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except KeyboardInterrupt:
         log.error("interrupted")
         sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
     except Exception as exc:
+        _exit_for_click(exc)
         if log.debug_enabled():
             traceback.print_exc()
         log.error(

@@ -22,10 +22,10 @@ from buildkit.errors import CommandNotFoundError
 # Anything that looks like a credential: key=value pairs with a secret-ish key, bearer/basic tokens,
 # AWS access keys and long base64 blobs (ECR tokens are ~2 KB of base64).
 _SECRET_PATTERNS = (
+    re.compile(r"(?i)((?:bearer|basic)\s+)([A-Za-z0-9+/=._-]{8,})"),
     re.compile(
         r"(?i)((?:password|passwd|secret|token|auth|credential|api[_-]?key)[\w.-]*[=:]\s*)(\S+)"
     ),
-    re.compile(r"(?i)((?:bearer|basic)\s+)([A-Za-z0-9+/=._-]{8,})"),
     re.compile(r"()(AKIA[0-9A-Z]{16})"),
     re.compile(r"()([A-Za-z0-9+/]{200,}={0,2})"),
 )

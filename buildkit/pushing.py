@@ -61,15 +61,21 @@ def _push_content(outcome: LayerOutcome, access: RegistryAccess, client: Registr
         raise PushFailedError(
             f"{spec.image} is neither local nor in the registry; rerun without --push to build it"
         )
+    if remote is not None:
+        # Rebuilt under a key the registry already has (--no-cache): compare image IDs (the
+        # config digest) before pushing anything, so the immutable tag is never touched.
+        manifest = _manifest(client, spec.image)
+        if manifest.body.get("config", {}).get("digest") == outcome.image_id:
+            outcome.digest = remote
+            return
+        raise PushFailedError(
+            f"content tag {spec.image} already points at {remote}, a different image than the "
+            "rebuilt one (builds are not bit-reproducible); content tags are immutable, so "
+            "nothing was pushed: keep the registry's image or change an input"
+        )
     timer = log.Timer()
     log.info(f"{spec.name}: pushing {spec.image}")
     digest = _sdk_push(spec.image, access)
-    if remote is not None and remote != digest:
-        raise PushFailedError(
-            f"content tag {spec.image} already points at {remote}; the rebuilt image is {digest} "
-            "(builds are not bit-reproducible) and content tags are immutable; keep the "
-            "registry's image or change an input"
-        )
     outcome.digest = digest
     outcome.push_seconds = timer.seconds
     outcome.pushed = True

@@ -238,7 +238,7 @@ class RegistryClient:
             if isinstance(payload, bytes):
                 request.data = payload
             else:
-                size = os.fstat(payload.fileno()).st_size
+                size = payload.seek(0, os.SEEK_END)  # flushes a buffered writer, unlike fstat
                 payload.seek(0)
                 request.data = payload
                 request.add_header("Content-Length", str(size))

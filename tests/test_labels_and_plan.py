@@ -1,0 +1,59 @@
+"""Label encoding of recorded inputs, the plan's reasons, secret redaction."""
+
+from __future__ import annotations
+
+from buildkit import labels, plan, proc
+
+
+def test_inputs_round_trip_through_a_label() -> None:
+    inputs = {"ruby version": "3.3.8", "file:Gemfile.lock": "sha256:" + "a" * 64}
+    assert labels.decode_inputs(labels.encode_inputs(inputs)) == inputs
+
+
+def test_huge_inputs_fold_under_the_argv_limit() -> None:
+    inputs = {f"file:app/d{i % 50}/f{i}.rb": f"sha256:{i:064x}" for i in range(20000)}
+    encoded = labels.encode_inputs(inputs)
+    assert len(encoded) <= labels.MAX_ENCODED
+    decoded = labels.decode_inputs(encoded)
+    assert decoded is not None
+    assert any(key.startswith("file:app/") for key in decoded)
+
+
+def test_damaged_label_decodes_to_none() -> None:
+    assert labels.decode_inputs("z1:not-base64!") is None
+    assert labels.decode_inputs("something else") is None
+
+
+def test_reasons_name_versions_digests_and_files() -> None:
+    old = {
+        "ruby version": "3.3.7",
+        "Dockerfile": "sha256:1",
+        "OS packages": "curl",
+        "file:app/models/user.rb": "sha256:a",
+        "file:old.rb": "sha256:b",
+    }
+    new = {
+        "ruby version": "3.3.8",
+        "Dockerfile": "sha256:2",
+        "OS packages": "curl libpq5",
+        "file:app/models/user.rb": "sha256:c",
+        "file:new.rb": "sha256:d",
+    }
+    reasons = plan.diff_inputs(old, new)
+    assert "ruby version 3.3.7 → 3.3.8" in reasons
+    assert "Dockerfile changed" in reasons
+    assert "OS packages curl → curl libpq5" in reasons
+    assert "app/models/user.rb changed" in reasons
+    assert "new.rb added" in reasons
+    assert "old.rb removed" in reasons
+
+
+def test_redaction_of_tokens_and_registered_secrets() -> None:
+    proc.register_secret("hunter2-very-secret")
+    text = (
+        "login password=abc123 token: xyz Authorization: Basic QVdTOnNlY3JldA== hunter2-very-secret"
+    )
+    redacted = proc.redact(text)
+    for secret in ("abc123", "xyz", "QVdTOnNlY3JldA==", "hunter2-very-secret"):
+        assert secret not in redacted
+    assert proc.redact("AKIAIOSFODNN7EXAMPLE") == "***"
