@@ -74,6 +74,7 @@ class BaseConfig(LayerCommon):
     build_packages: tuple[str, ...] = ()
     gemfile: str = "Gemfile"
     bundle_without: tuple[str, ...] = ("development", "test")
+    secrets: tuple[str, ...] = ()  # env var names handed to bundle install as a BuildKit secret
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -235,6 +236,7 @@ def _base(doc: Document, raw: Mapping[str, Any], root: Path) -> BaseConfig:
         bundle_without=schema.str_list(
             doc, "base.bundle_without", raw.get("bundle_without", ["development", "test"])
         ),
+        secrets=schema.env_names(doc, "base.secrets", raw.get("secrets", [])),
         **_common(doc, "base", raw, root),
     )
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from buildkit import contexts, gitinfo, labels, log, pushing, state, tagpolicy
+from buildkit import contexts, gitinfo, labels, log, pushing, secrets, state, tagpolicy
 from buildkit.access import RegistryAccess, open_registry
 from buildkit.config import LAYERS, Config
 from buildkit.engine import builder, docker_api, ecr_repos
@@ -103,12 +104,24 @@ def run(config: Config, options: RunOptions) -> list[LayerOutcome]:
     outcomes = [LayerOutcome(plan=p, image_id=p.local_id, digest=p.remote_digest) for p in plans]
     _announce(plans)
     git = gitinfo.detect(config.app.context)
-    with access.build_env() as env:
-        for outcome in outcomes:
-            if outcome.plan.status == "build":
-                forced = options.no_cache and outcome.plan.spec.name == options.target
-                cache_from = [] if forced else _cache_from(outcome.plan.spec, config, client)
-                _build(config, engine, outcome, git, cache_from=cache_from, forced=forced, env=env)
+    stale = [o for o in outcomes if o.plan.status == "build"]
+    base_secrets = config.base.secrets if any(o.plan.spec.name == "base" for o in stale) else ()
+    where = f"{config.path}: base.secrets"
+    with access.build_env() as env, secrets.bundle_env_file(base_secrets, where=where) as files:
+        for outcome in stale:
+            forced = options.no_cache and outcome.plan.spec.name == options.target
+            cache_from = [] if forced else _cache_from(outcome.plan.spec, config, client)
+            build_secrets = files if outcome.plan.spec.name == "base" else {}
+            _build(
+                config,
+                engine,
+                outcome,
+                git,
+                cache_from=cache_from,
+                forced=forced,
+                env=env,
+                secrets=build_secrets,
+            )
     target = outcomes[-1]
     if not options.push and target.image_id is None:
         _pull(target, access)
@@ -172,6 +185,7 @@ def _build(
     cache_from: list[str],
     forced: bool,
     env: Mapping[str, str],
+    secrets: Mapping[str, Path],
 ) -> None:
     spec = outcome.plan.spec
     context = spec.context or contexts.stage_ruby_context(config, spec)
@@ -185,6 +199,7 @@ def _build(
         cache_from=cache_from,
         no_cache=forced,
         platform=config.platform,
+        secrets=secrets,
     )
     log.info(f"{spec.name}: building {spec.image}")
     result = builder.build(engine, request, env)

@@ -36,6 +36,7 @@ KEYS: dict[str, Any] = {
         "build_packages": None,
         "gemfile": None,
         "bundle_without": None,
+        "secrets": None,
         **_COMMON,
     },
     "budgets": None,  # replaced below: each feature section owns its keys
@@ -124,6 +125,17 @@ def str_mapping(doc: Document, key: str, value: Any) -> dict[str, str]:
         if isinstance(item, (dict, list)) or item is None:
             raise _type_error(doc, f"{key}.{name}", "a string", item)
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+
+
+def env_names(doc: Document, key: str, value: Any) -> tuple[str, ...]:
+    names = str_list(doc, key, value)
+    for name in names:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise ConfigError(
+                f"{doc.where(key)}: '{name}' in '{key}' is not an environment variable name; "
+                "list the NAMES of variables holding credentials, never their values"
+            )
+    return names
 
 
 def package_list(doc: Document, key: str, value: Any) -> tuple[str, ...]:
