@@ -94,8 +94,9 @@ def _layer_command(layer: str) -> None:
         options = pipeline.RunOptions(
             target=layer, push=push, no_cache=no_cache, release_tags=release_tags
         )
-        outcomes = pipeline.run(resolved, options)
-        data = reports.after_run(resolved, outcomes, timer.seconds)
+        phases: dict[str, float] = {}
+        outcomes = pipeline.run(resolved, options, phases)
+        data = reports.after_run(resolved, outcomes, timer.seconds, phases=phases)
         if as_json:
             print(json.dumps(data, indent=2))
 

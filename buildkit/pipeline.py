@@ -93,7 +93,13 @@ def ensure_ecr_repositories(config: Config, access: RegistryAccess) -> list[str]
     return ecr_repos.ensure(access.ecr_registry, wanted)
 
 
-def run(config: Config, options: RunOptions) -> list[LayerOutcome]:
+def run(
+    config: Config, options: RunOptions, phases: dict[str, float] | None = None
+) -> list[LayerOutcome]:
+    """Run the chain; `phases` (when given) receives the seconds of the non-build phases
+    (plan, pull, tags, record) so reports can account for the whole wall time."""
+    phases = {} if phases is None else phases
+    timer = log.Timer()
     config, access = open_registry(config)
     engine = preflight(config, push=options.push)
     if options.push:
@@ -102,6 +108,7 @@ def run(config: Config, options: RunOptions) -> list[LayerOutcome]:
     force = frozenset({options.target}) if options.no_cache else frozenset()
     plans = make_plan(config, options.target, registry=client, force=force)
     outcomes = [LayerOutcome(plan=p, image_id=p.local_id, digest=p.remote_digest) for p in plans]
+    phases["plan"] = timer.seconds
     _announce(plans)
     git = gitinfo.detect(config.app.context)
     stale = [o for o in outcomes if o.plan.status == "build"]
@@ -124,13 +131,20 @@ def run(config: Config, options: RunOptions) -> list[LayerOutcome]:
             )
     target = outcomes[-1]
     if not options.push and target.image_id is None:
+        pull_timer = log.Timer()
         _pull(target, access)
+        phases["pull"] = pull_timer.seconds
     if options.push:
         assert client is not None
+        push_timer = log.Timer()
         policy = tagpolicy.make(config, git, options.release_tags)
         pushing.push_chain(outcomes, access, client, policy)
+        pushed = sum(o.push_seconds for o in outcomes)
+        phases["tags"] = max(0.0, push_timer.seconds - pushed)
+    record_timer = log.Timer()
     for outcome in outcomes:
         record(config, outcome.plan.spec)
+    phases["record"] = record_timer.seconds
     return outcomes
 
 

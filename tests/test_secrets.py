@@ -20,20 +20,23 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def saved_layers(image: str) -> Iterator[tuple[str, tarfile.TarFile]]:
     """Each layer tar of `docker save image`, opened."""
     saved = subprocess.run(["docker", "save", image], capture_output=True, check=True, timeout=300)
-    outer = tarfile.open(fileobj=io.BytesIO(saved.stdout))
-    for member in outer.getmembers():
-        if member.name.endswith("layer.tar"):
-            data = outer.extractfile(member)
-            assert data is not None
-            yield member.name, tarfile.open(fileobj=io.BytesIO(data.read()))
+    with tarfile.open(fileobj=io.BytesIO(saved.stdout)) as outer:
+        for member in outer.getmembers():
+            if member.name.endswith("layer.tar"):
+                data = outer.extractfile(member)
+                assert data is not None
+                with tarfile.open(fileobj=io.BytesIO(data.read())) as layer:
+                    yield member.name, layer
 
 
 def test_gem_credentials_reach_bundle_install_only_through_a_secret_mount(project: Project) -> None:
     secret = f"ghp-not-real-{time.time_ns()}"
     nonce = time.time_ns()
-    project.edit_config(
-        "base:\n", f"base:\n  secrets: [BUNDLE_GITHUB__COM]\n  build_args: {{BUNDLE_CACHE_KEY: 'secret-test-{nonce}'}}\n"
+    # A fresh BUNDLE_CACHE_KEY makes bundle install really run (secrets are not cache keys).
+    section = (
+        f"  secrets: [BUNDLE_GITHUB__COM]\n  build_args: {{BUNDLE_CACHE_KEY: 'sec-{nonce}'}}\n"
     )
+    project.edit_config("base:\n", f"base:\n{section}")
     result = project.run("app", "--json", extra_env={"BUNDLE_GITHUB__COM": secret})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "bundle-env: 1 credential(s) available" in result.stderr

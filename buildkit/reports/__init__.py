@@ -1,8 +1,14 @@
-"""Reports on a run: sizes, times, history (issue 5 grows this package)."""
+"""Reports on the chain's images: sizes, deploy pull delta, times, history and the size gate.
+
+`after_run` is what the CLI calls after every `imgbuild <layer>` run; `imgbuild report` and
+`imgbuild size check` (cli_report.py) build the same Report on demand. docs/reports.md documents
+the metrics and the JSON schema.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildkit import summary
@@ -12,8 +18,24 @@ if TYPE_CHECKING:
     from buildkit.pipeline import LayerOutcome
 
 
-def after_run(config: Config, outcomes: Sequence[LayerOutcome], seconds: float) -> dict[str, Any]:  # noqa: ARG001
-    """Called by the CLI after every `imgbuild <layer>` run; returns the --json document."""
+def after_run(
+    config: Config,
+    outcomes: Sequence[LayerOutcome],
+    seconds: float,
+    *,
+    phases: Mapping[str, float] | None = None,
+    history_file: Path | None = None,
+) -> dict[str, Any]:
+    """Measure the run's images, append the run to the history, print the table; return the
+    --json document: the run summary plus `report` (schema imgbuild.report/v1).
+
+    `phases`: run-level seconds the pipeline timed (e.g. {"plan": 0.31}); they are attributed in
+    the wall-time breakdown instead of landing in `unattributed`.
+    """
+    from buildkit.reports import collect, table
+
+    report = collect.for_run(config, outcomes, seconds, phases=phases, history_path=history_file)
+    table.print_report(report)
     data = summary.run_summary(outcomes, seconds)
-    summary.print_run_table(data)
+    data["report"] = report.as_json()
     return data

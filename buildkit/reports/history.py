@@ -1,0 +1,133 @@
+"""The build history: one JSON line per `imgbuild <layer>` run (images, keys, commit, sizes, times).
+
+The file is rewritten whole through a temp file and os.replace under an flock, so a reader, a
+concurrent run or a run killed half-way never sees a torn line. It keeps the newest MAX_RECORDS.
+It feeds the trend charts, `imgbuild report --history`, and "the previous app image" of the
+deploy pull delta.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from buildkit import fsutil, log
+from buildkit.config import Config
+from buildkit.reports.model import ImageSizes, Layer
+
+SCHEMA = "imgbuild.history/v1"
+MAX_RECORDS = 500
+
+
+def default_path(config: Config) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.name)
+    return config.cache_dir / "history" / f"{safe}.jsonl"
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """All records, oldest first; unreadable lines are skipped with one warning."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        log.warn(f"cannot read the build history {path}: {exc}")
+        return []
+    records, bad = [], 0
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(record, dict) and record.get("schema") == SCHEMA:
+            records.append(record)
+    if bad:
+        log.warn(f"{path}: skipped {bad} unreadable line(s)")
+    return records
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def append(path: Path, record: Mapping[str, Any]) -> None:
+    with _locked(path):
+        records = read(path)[-(MAX_RECORDS - 1) :]
+        records.append(dict(record))
+        text = "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in records)
+        fsutil.atomic_write_text(path, text)
+
+
+def compact_image(sizes: ImageSizes) -> dict[str, Any]:
+    """An image's sizes for a history line: layers as [digest, compressed, uncompressed, level,
+    diff_id]."""
+    data = sizes.as_json()
+    data["layers"] = [
+        [layer.digest, layer.compressed, layer.uncompressed, layer.chain, layer.diff_id]
+        for layer in sizes.layers
+    ]
+    data.pop("notes", None)
+    return data
+
+
+def image_from_record(entry: Mapping[str, Any]) -> ImageSizes:
+    expanded = dict(entry)
+    expanded["layers"] = [
+        Layer(
+            digest=item[0],
+            diff_id=item[4] if len(item) > 4 else None,
+            compressed=item[1],
+            uncompressed=item[2],
+            chain=item[3],
+        ).as_json()
+        for item in entry.get("layers") or ()
+        if isinstance(item, list) and len(item) >= 4
+    ]
+    return ImageSizes.from_json(expanded)
+
+
+def images_of(record: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {str(item.get("layer")): item for item in record.get("images") or ()}
+
+
+def previous(
+    records: Sequence[Mapping[str, Any]], layer: str, digest: str | None
+) -> ImageSizes | None:
+    """The newest recorded image of `layer` in the registry with another digest than `digest`."""
+    for record in reversed(records):
+        entry = images_of(record).get(layer)
+        if entry and entry.get("digest") and entry.get("digest") != digest:
+            return image_from_record(entry)
+    return None
+
+
+def measured_layers(records: Sequence[Mapping[str, Any]]) -> list[tuple[str | None, int | None]]:
+    """(diff_id, uncompressed) of every layer of a registry image in the history."""
+    found = []
+    for record in records:
+        for entry in record.get("images") or ():
+            if entry.get("source") == "registry":
+                found += [(x.diff_id, x.uncompressed) for x in image_from_record(entry).layers]
+    return found
+
+
+def latest_times(records: Sequence[Mapping[str, Any]], layer: str, key: str) -> Any:
+    """The times of the newest run that built `layer` at `key`, or None."""
+    for record in reversed(records):
+        entry = images_of(record).get(layer)
+        if entry and entry.get("key") == key and (entry.get("times") or {}).get("built"):
+            return entry["times"]
+    return None

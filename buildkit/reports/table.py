@@ -1,0 +1,117 @@
+"""The terminal view of a report (rich): sizes per chain level, deploy pull delta, times, checks."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from buildkit.reports import units
+from buildkit.reports.document import Report
+from buildkit.reports.model import CHAIN, CHAIN_LABELS
+
+
+def console(stream: TextIO | None = None) -> Console:
+    """Wide enough for the tables in CI logs too (rich assumes 80 columns off a terminal)."""
+    target = stream or sys.stderr
+    probe = Console(file=target)
+    width = probe.width if probe.is_terminal else 120
+    return Console(file=target, width=max(width, 100), highlight=False, markup=False)
+
+
+def sizes_table(report: Report) -> Table:
+    table = Table(title="Image sizes", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("image")
+    table.add_column("metric")
+    table.add_column("total", justify="right")
+    for level in CHAIN:
+        table.add_column(CHAIN_LABELS[level], justify="right")
+    table.add_column("vs baseline", justify="right")
+    for sizes in report.images:
+        before = report.baseline.images.get(sizes.layer) if report.baseline else None
+        for metric in ("compressed", "uncompressed"):
+            cells = [
+                units.size(segment.metric(metric)) if (segment := sizes.chain.get(level)) else ""
+                for level in CHAIN
+            ]
+            change = units.change(sizes.metric(metric), before.metric(metric)) if before else "–"
+            table.add_row(
+                sizes.layer if metric == "compressed" else "",
+                metric,
+                units.size(sizes.metric(metric)),
+                *cells,
+                change,
+            )
+    return table
+
+
+def times_table(report: Report) -> Table:
+    table = Table(title="Build and push times", box=box.SIMPLE_HEAD, title_justify="left")
+    for name, justify in (
+        ("image", "left"),
+        ("action", "left"),
+        ("build", "right"),
+        ("steps (cached)", "right"),
+        ("cache hit", "right"),
+        ("push", "right"),
+        ("pushed (compressed)", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for layer in ("ruby", "base", "app"):
+        t = report.image_times.get(layer)
+        if t is None:
+            continue
+        counted = t.cached + t.executed
+        table.add_row(
+            layer,
+            ("built" if t.built else "up to date") + (", pushed" if t.pushed else ""),
+            units.seconds(t.build_seconds) if t.built else "–",
+            f"{counted} ({t.cached})" if t.built else "–",
+            units.percent(t.cache_ratio) if t.built else "–",
+            units.seconds(t.push_seconds) if t.pushed else "–",
+            units.size(t.pushed_bytes) if t.pushed else "–",
+        )
+    return table
+
+
+def _wall_line(report: Report) -> str | None:
+    run = report.run
+    if run is None:
+        return None
+    build = sum(t.build_seconds for t in run.layers)
+    push = sum(t.push_seconds for t in run.layers)
+    parts = [f"builds {units.seconds(build)}", f"pushes {units.seconds(push)}"]
+    parts += [f"{name} {units.seconds(s)}" for name, s in run.phases.items()]
+    parts.append(f"unattributed {units.seconds(run.unattributed_seconds)}")
+    cache = run.cache()
+    ratio = "" if cache["ratio"] is None else f"; cache hits {units.percent(cache['ratio'])}"
+    return f"wall time {units.seconds(run.wall_seconds)} = {' + '.join(parts)}{ratio}"
+
+
+def print_report(report: Report, stream: TextIO | None = None) -> None:
+    out = console(stream)
+    if report.images:
+        out.print(sizes_table(report))
+    for image in report.missing:
+        out.print(f"not measured: {image} is neither in the registry nor local")
+    for sizes in report.images:
+        for note in sizes.notes:
+            out.print(f"note: {sizes.layer}: {note}")
+    if report.deploy:
+        d = report.deploy
+        out.print(
+            f"deploy pull delta: {units.size(d.compressed)} compressed in {d.layers} layer(s) "
+            f"for a node running {d.previous_image} ({d.source})"
+        )
+    if report.image_times:
+        out.print(times_table(report))
+    wall = _wall_line(report)
+    if wall:
+        out.print(wall)
+    for check in report.checks:
+        if check.skipped is None and not check.passed:
+            out.print(Text("size budget exceeded: ", style="bold red") + Text(check.sentence()))
