@@ -30,6 +30,7 @@ def test_defaults_are_the_documented_list() -> None:
         "**/*.pem",
         "log",
         "tmp",
+        "imgbuild-baseline.json",
     )
     assert "node_modules" not in DEFAULT_PATTERNS
 
