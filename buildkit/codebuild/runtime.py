@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,14 +23,14 @@ DEFAULT_REPORT_DIR = "imgbuild-reports"
 EXPORTS_FILE = "exported.env"
 CONTEXT_FILE = "codebuild.env"
 LAYERS = ("ruby", "base", "app")
-#: The variables a buildspec's `exported-variables` can list (one pair per layer).
+#: The variables a buildspec's `exported-variables` lists (one pair per layer). Not IMGBUILD_<X>
+#: alone: IMGBUILD_BASE_IMAGE already means the OS base image to imgbuild (config.ENV_OVERRIDES).
 EXPORTED = tuple(
-    f"IMGBUILD_{layer.upper()}_{what}" for layer in LAYERS for what in ("IMAGE", "DIGEST")
+    f"IMGBUILD_RESULT_{layer.upper()}_{what}" for layer in LAYERS for what in ("IMAGE", "DIGEST")
 )
 
 Kind = Literal["branch", "pr", "tag", "commit"]
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,15 @@ def _from_source_version(version: str, head: str | None) -> Trigger | None:
 
 
 def should_move_release_tags(
-    release_branch: str = "main", env: Mapping[str, str] | None = None
+    release_branches: str | Iterable[str] = ("main",), env: Mapping[str, str] | None = None
 ) -> bool | None:
     """True for a build of the release branch, False for PRs, tags and other branches, None
     outside CodeBuild (the command line decides there)."""
     if not in_codebuild(env):
         return None
     found = trigger(env)
-    return found is not None and found.kind == "branch" and found.name == release_branch
+    branches = {release_branches} if isinstance(release_branches, str) else set(release_branches)
+    return found is not None and found.kind == "branch" and found.name in branches
 
 
 def commit(env: Mapping[str, str] | None = None) -> str | None:
@@ -111,26 +112,6 @@ def batch_layer(env: Mapping[str, str] | None = None) -> str | None:
     return ident if ident in LAYERS else None
 
 
-def docker_tag(text: str) -> str:
-    """A valid image tag made from text: feature/x → feature-x (at most 128 characters)."""
-    tag = _TAG_BAD.sub("-", text).lstrip(".-")[:128]
-    return tag or "unnamed"
-
-
-def source_tags(env: Mapping[str, str] | None = None) -> list[str]:
-    """Tags that say where an image came from: `pr-12`, the branch or git tag, `git-<sha12>`."""
-    found = trigger(env)
-    tags = []
-    if found is not None and found.kind == "pr":
-        tags.append(docker_tag(f"pr-{found.name}"))
-    elif found is not None and found.kind in ("branch", "tag"):
-        tags.append(docker_tag(found.name))
-    sha = commit(env)
-    if sha:
-        tags.append(f"git-{sha[:12]}")
-    return tags
-
-
 def report_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where reports go: $IMGBUILD_REPORT_DIR, else imgbuild-reports/ in the source directory."""
     values = _env(env)
@@ -143,28 +124,28 @@ def report_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def context_variables(
-    release_branch: str = "main", env: Mapping[str, str] | None = None
+    release_branches: str | Iterable[str] = ("main",), env: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """What a buildspec sources after the preflight: the trigger and the release-tag choice."""
     found = trigger(env)
-    move = should_move_release_tags(release_branch, env)
+    move = should_move_release_tags(release_branches, env)
     return {
         "IMGBUILD_TRIGGER": str(found) if found else "",
         "IMGBUILD_COMMIT": commit(env) or "",
-        "IMGBUILD_LAYER": batch_layer(env) or "app",
         "IMGBUILD_RELEASE_TAGS": "--release-tags" if move else "--no-release-tags",
-        "IMGBUILD_SOURCE_TAGS": " ".join(source_tags(env)),
     }
 
 
-def describe(release_branch: str = "main", env: Mapping[str, str] | None = None) -> str:
+def describe(
+    release_branches: str | Iterable[str] = ("main",), env: Mapping[str, str] | None = None
+) -> str:
     """One log line about the build, or about not being in one."""
     values = _env(env)
     if not in_codebuild(values):
         return "not in CodeBuild (CODEBUILD_BUILD_ID unset): the command line decides the tags"
     found = trigger(values)
     head = f" (head {found.head_ref})" if found and found.head_ref else ""
-    move = "yes" if should_move_release_tags(release_branch, values) else "no"
+    move = "yes" if should_move_release_tags(release_branches, values) else "no"
     batch = batch_identifier(values)
     return (
         f"CodeBuild build {values['CODEBUILD_BUILD_ID']}: trigger {found or 'unknown'}{head}, "
@@ -175,13 +156,13 @@ def describe(release_branch: str = "main", env: Mapping[str, str] | None = None)
 
 
 def exported_variables(result: Mapping[str, Any]) -> dict[str, str]:
-    """IMGBUILD_<LAYER>_IMAGE/_DIGEST from the --json result of `imgbuild <layer>`."""
+    """IMGBUILD_RESULT_<LAYER>_IMAGE/_DIGEST from the --json result of `imgbuild <layer>`."""
     variables = dict.fromkeys(EXPORTED, "")
     for layer in result.get("layers", []):
-        name = str(layer.get("name", "")).upper()
-        if f"IMGBUILD_{name}_IMAGE" in variables:
-            variables[f"IMGBUILD_{name}_IMAGE"] = str(layer.get("image") or "")
-            variables[f"IMGBUILD_{name}_DIGEST"] = str(layer.get("digest") or "")
+        prefix = f"IMGBUILD_RESULT_{str(layer.get('name', '')).upper()}"
+        if f"{prefix}_IMAGE" in variables:
+            variables[f"{prefix}_IMAGE"] = str(layer.get("image") or "")
+            variables[f"{prefix}_DIGEST"] = str(layer.get("digest") or "")
     return variables
 
 

@@ -264,19 +264,18 @@ def _file_paths(doc: Document, value: Any) -> tuple[str, ...]:
 
 
 def _install(doc: Document, value: Any) -> tuple[str, ...]:
-    commands = (value,) if isinstance(value, str) else None
-    if commands is None:
-        if not isinstance(value, list) or not value:
-            raise ConfigError(
-                f"{doc.where('codebuild.install')}: codebuild.install must be a shell command "
-                "or a list of them (e.g. pip install imgbuild)"
-            )
-        commands = tuple(schema.nonempty_str(doc, "codebuild.install", v) for v in value)
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(
+            f"{doc.where('codebuild.install')}: codebuild.install must be a shell command "
+            "or a list of them (e.g. pip install imgbuild)"
+        )
+    commands = tuple(schema.nonempty_str(doc, "codebuild.install", v) for v in items)
     if any(not c.strip() for c in commands):
         raise ConfigError(
             f"{doc.where('codebuild.install')}: codebuild.install has an empty command"
         )
-    return tuple(commands)
+    return commands
 
 
 def _check_role(doc: Document, settings: CodeBuildSettings) -> None:

@@ -1,0 +1,182 @@
+"""`imgbuild codebuild render`: the pull-request, main-branch and batch buildspecs (version 0.2).
+
+All three install imgbuild, run the preflight, set DOCKER_BUILDKIT=1 and publish the size check's
+JUnit file through a `reports` group. Only the main buildspec moves release tags; the batch one
+lets the preflight decide from the webhook trigger. Paths in a buildspec are relative to the
+repository root, which is where CodeBuild runs the commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from buildkit import fsutil, proc
+from buildkit.codebuild import runtime
+from buildkit.config import Config
+from buildkit.errors import CommandNotFoundError, ConfigError
+
+KINDS = ("pr", "main", "batch")
+SIZE_REPORT = "size.xml"
+_DESCRIPTIONS = {
+    "pr": "pull requests: build and push the chain without moving release tags, check sizes",
+    "main": "the release branch: build and push the chain, move the release tags",
+    "batch": "a batch build: ruby → base → app as dependent builds sharing the registry",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rendered:
+    kind: str
+    filename: str
+    text: str
+
+
+def source_root(config: Config) -> Path:
+    """The repository CodeBuild checks out: git's top level above the config, else its folder."""
+    try:
+        result = proc.run(
+            ["git", "-C", str(config.root), "rev-parse", "--show-toplevel"],
+            check=False,
+            quiet=True,
+            timeout=10,
+        )
+    except CommandNotFoundError:
+        return config.root.resolve()
+    top = result.stdout.strip()
+    return Path(top).resolve() if result.returncode == 0 and top else config.root.resolve()
+
+
+def config_in_repo(config: Config) -> str:
+    root = source_root(config)
+    try:
+        return config.path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        raise ConfigError(
+            f"{config.path}: the config is outside the repository {root}; CodeBuild can only "
+            "read files of the checked-out source"
+        ) from None
+
+
+def filename(kind: str) -> str:
+    return f"{kind}.yml"
+
+
+def path_in_repo(config: Config, kind: str) -> str:
+    """What a project's source.buildspec points at."""
+    return f"{config.codebuild.buildspec_dir}/{filename(kind)}"
+
+
+def _imgbuild(*args: str) -> str:
+    return " ".join(('imgbuild -c "$IMGBUILD_CONFIG"', *args))
+
+
+def _build_commands(kind: str) -> list[str]:
+    result = '--json > "$IMGBUILD_REPORT_DIR/build.json"'
+    if kind == "pr":
+        build = _imgbuild("app --push --no-release-tags", result)
+    elif kind == "main":
+        build = _imgbuild("app --push", result)
+    else:
+        build = _imgbuild('"$IMGBUILD_LAYER" --push "$IMGBUILD_RELEASE_TAGS"', result)
+    return [
+        build,
+        _imgbuild('codebuild exports "$IMGBUILD_REPORT_DIR/build.json"'),
+        f'. "$IMGBUILD_REPORT_DIR/{runtime.EXPORTS_FILE}"',
+    ]
+
+
+def _size_check(kind: str) -> str:
+    check = _imgbuild(f'size check --junit "$IMGBUILD_REPORT_DIR/{SIZE_REPORT}"')
+    return f'if [ "$IMGBUILD_LAYER" = app ]; then {check}; fi' if kind == "batch" else check
+
+
+def document(config: Config, kind: str) -> dict[str, Any]:
+    """One buildspec as plain data (what `render` dumps as YAML)."""
+    settings = config.codebuild
+    doc: dict[str, Any] = {"version": 0.2}
+    if kind == "batch":
+        doc["batch"] = _batch()
+    doc["env"] = {
+        "shell": "bash",
+        "variables": {
+            "DOCKER_BUILDKIT": "1",
+            "IMGBUILD_CONFIG": config_in_repo(config),
+            runtime.REPORT_DIR_ENV: runtime.DEFAULT_REPORT_DIR,
+        },
+        "exported-variables": list(runtime.EXPORTED),
+    }
+    doc["phases"] = {
+        "install": {"commands": list(settings.install)},
+        "pre_build": {
+            "commands": [
+                'mkdir -p "$IMGBUILD_REPORT_DIR"',
+                _imgbuild("codebuild preflight --push"),
+                f'. "$IMGBUILD_REPORT_DIR/{runtime.CONTEXT_FILE}"',
+            ]
+        },
+        "build": {"on-failure": "ABORT", "commands": _build_commands(kind)},
+        "post_build": {
+            "commands": [_size_check(kind)],
+            "finally": ['ls -l "$IMGBUILD_REPORT_DIR"'],
+        },
+    }
+    doc["reports"] = {
+        settings.report_group: {
+            "files": [SIZE_REPORT],
+            "base-directory": runtime.DEFAULT_REPORT_DIR,
+            "file-format": "JUNITXML",
+        }
+    }
+    return doc
+
+
+def _batch() -> dict[str, Any]:
+    graph: list[dict[str, Any]] = []
+    previous: str | None = None
+    for layer in runtime.LAYERS:
+        entry: dict[str, Any] = {"identifier": layer}
+        if previous:
+            entry["depend-on"] = [previous]
+        entry["env"] = {"variables": {"IMGBUILD_LAYER": layer}}
+        graph.append(entry)
+        previous = layer
+    return {"fast-fail": True, "build-graph": graph}
+
+
+def _header(config: Config, kind: str) -> str:
+    source = config_in_repo(config)
+    return (
+        f"# Generated by `imgbuild codebuild render` from {source}: do not edit by hand.\n"
+        f"# Change the config and run `imgbuild -c {source} codebuild render` again.\n"
+        f"# CodeBuild buildspec for {_DESCRIPTIONS[kind]}.\n"
+    )
+
+
+def render(config: Config) -> list[Rendered]:
+    rendered = []
+    for kind in KINDS:
+        body = yaml.safe_dump(
+            document(config, kind), sort_keys=False, default_flow_style=False, width=1000
+        )
+        rendered.append(
+            Rendered(kind=kind, filename=filename(kind), text=_header(config, kind) + body)
+        )
+    return rendered
+
+
+def default_out(config: Config) -> Path:
+    return source_root(config) / config.codebuild.buildspec_dir
+
+
+def write(config: Config, out: Path) -> list[Path]:
+    """Write every buildspec into out (atomically, one file at a time)."""
+    written = []
+    for item in render(config):
+        path = out / item.filename
+        fsutil.atomic_write_text(path, item.text)
+        written.append(path)
+    return written

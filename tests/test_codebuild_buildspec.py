@@ -1,0 +1,168 @@
+"""`imgbuild codebuild render`: valid buildspec 0.2 (schema-checked), the right commands in the
+right phases, and the checked-in example output in buildspecs/ kept current."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from buildkit import config as configmod
+from buildkit.codebuild import buildspec
+from tests.conftest import EXAMPLE, REPO, DevEnv
+from tests.test_codebuild_config import write_config
+
+SCHEMA = json.loads((Path(__file__).parent / "data/codebuild/buildspec.schema.json").read_text())
+KINDS = ("pr", "main", "batch")
+
+
+def validate(document: Any) -> list[str]:
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(document)
+    ]
+
+
+def render_cli(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "buildkit", "-c", str(config), "codebuild", "render", *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def rendered(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    config = write_config(tmp_path / "shop")
+    result = render_cli(config, "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    return {k: yaml.safe_load((tmp_path / "out" / f"{k}.yml").read_text()) for k in KINDS}
+
+
+def commands(doc: dict[str, Any], phase: str) -> list[str]:
+    return list(doc["phases"][phase]["commands"])
+
+
+def test_every_rendered_buildspec_is_valid_0_2(rendered: dict[str, dict[str, Any]]) -> None:
+    for kind, doc in rendered.items():
+        assert validate(doc) == [], kind
+        assert doc["version"] == 0.2
+
+
+def test_the_schema_rejects_what_codebuild_rejects(rendered: dict[str, dict[str, Any]]) -> None:
+    broken = copy.deepcopy(rendered["pr"])
+    broken["phases"]["build"]["on-failure"] = "RETRY"
+    broken["phases"]["deploy"] = {"commands": ["true"]}
+    broken["reports"]["size"]["file-format"] = "XUNIT"
+    del broken["version"]
+    errors = validate(broken)
+    assert len(errors) == 4, errors
+    graph = copy.deepcopy(rendered["batch"])
+    graph["batch"]["build-list"] = graph["batch"]["build-graph"]
+    assert validate(graph) != []
+
+
+def test_each_installs_imgbuild_runs_the_preflight_and_enables_buildkit(
+    rendered: dict[str, dict[str, Any]],
+) -> None:
+    for doc in rendered.values():
+        assert doc["env"]["shell"] == "bash"
+        assert doc["env"]["variables"]["DOCKER_BUILDKIT"] == "1"
+        assert doc["env"]["variables"]["IMGBUILD_CONFIG"] == "imgbuild.yaml"
+        assert commands(doc, "install") == ["pip install imgbuild"]
+        pre = commands(doc, "pre_build")
+        assert any("codebuild preflight --push" in c for c in pre)
+        assert pre.index('mkdir -p "$IMGBUILD_REPORT_DIR"') == 0
+        assert doc["phases"]["build"]["on-failure"] == "ABORT"
+
+
+def test_each_publishes_the_size_check_junit_through_a_report_group(
+    rendered: dict[str, dict[str, Any]],
+) -> None:
+    for doc in rendered.values():
+        report_dir = doc["env"]["variables"]["IMGBUILD_REPORT_DIR"]
+        assert doc["reports"] == {
+            "size": {"files": ["size.xml"], "base-directory": report_dir, "file-format": "JUNITXML"}
+        }
+        post = " ".join(commands(doc, "post_build"))
+        assert 'size check --junit "$IMGBUILD_REPORT_DIR/size.xml"' in post
+
+
+def test_only_the_main_buildspec_moves_release_tags(rendered: dict[str, dict[str, Any]]) -> None:
+    pr, main, batch = (commands(rendered[k], "build")[0] for k in KINDS)
+    assert 'imgbuild -c "$IMGBUILD_CONFIG" app --push --no-release-tags --json' in pr
+    assert 'imgbuild -c "$IMGBUILD_CONFIG" app --push --json' in main
+    assert "release-tags" not in main
+    assert '"$IMGBUILD_LAYER" --push "$IMGBUILD_RELEASE_TAGS"' in batch
+
+
+def test_results_become_exported_variables(rendered: dict[str, dict[str, Any]]) -> None:
+    for doc in rendered.values():
+        build = commands(doc, "build")
+        assert build[1].endswith('codebuild exports "$IMGBUILD_REPORT_DIR/build.json"')
+        assert build[2] == '. "$IMGBUILD_REPORT_DIR/exported.env"'
+        assert "IMGBUILD_RESULT_APP_DIGEST" in doc["env"]["exported-variables"]
+
+
+def test_batch_builds_ruby_base_app_as_dependent_builds(
+    rendered: dict[str, dict[str, Any]],
+) -> None:
+    graph = rendered["batch"]["batch"]["build-graph"]
+    assert [(e["identifier"], e.get("depend-on", [])) for e in graph] == [
+        ("ruby", []),
+        ("base", ["ruby"]),
+        ("app", ["base"]),
+    ]
+    assert [e["env"]["variables"]["IMGBUILD_LAYER"] for e in graph] == ["ruby", "base", "app"]
+    assert rendered["batch"]["batch"]["fast-fail"] is True
+    assert "batch" not in rendered["pr"]
+    assert "batch" not in rendered["main"]
+
+
+def test_no_docker_login_imgbuild_authenticates_to_ecr_itself(
+    rendered: dict[str, dict[str, Any]],
+) -> None:
+    for doc in rendered.values():
+        assert not [c for p in doc["phases"].values() for c in p["commands"] if "login" in c]
+
+
+def test_render_defaults_to_buildspec_dir_at_the_repository_root(tmp_path: Path) -> None:
+    section = "codebuild:\n  install: pip install ./imgbuild\n  buildspec_dir: ci/specs\n"
+    config = write_config(tmp_path / "repo" / "apps" / "shop", section)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True, timeout=30)
+    result = render_cli(config)
+    assert result.returncode == 0, result.stderr
+    spec = tmp_path / "repo" / "ci" / "specs" / "pr.yml"
+    text = spec.read_text()
+    assert text.startswith(
+        "# Generated by `imgbuild codebuild render` from apps/shop/imgbuild.yaml"
+    )
+    doc = yaml.safe_load(text)
+    assert doc["env"]["variables"]["IMGBUILD_CONFIG"] == "apps/shop/imgbuild.yaml"
+    assert commands(doc, "install") == ["pip install ./imgbuild"]
+    assert f"wrote {spec}" in result.stderr
+
+
+def test_checked_in_example_buildspecs_are_current(dev: DevEnv, tmp_path: Path) -> None:
+    """buildspecs/ is `render` of the example config; re-render it after changing either."""
+    result = render_cli(EXAMPLE / "imgbuild.yaml", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for kind in KINDS:
+        checked_in = (REPO / "buildspecs" / f"{kind}.yml").read_text()
+        assert checked_in == (tmp_path / f"{kind}.yml").read_text(), (
+            f"buildspecs/{kind}.yml is stale: run "
+            "`imgbuild -c examples/hello/imgbuild.yaml codebuild render`"
+        )
+        assert validate(yaml.safe_load(checked_in)) == []
+    config = configmod.resolve(EXAMPLE / "imgbuild.yaml")
+    assert buildspec.config_in_repo(config) == "examples/hello/imgbuild.yaml"
