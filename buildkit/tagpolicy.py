@@ -36,6 +36,11 @@ def sanitize(name: str) -> str:
 
 
 def _trigger() -> tuple[str, str] | None:
+    from buildkit.codebuild import runtime
+
+    found = runtime.trigger()  # inside CodeBuild: webhook trigger or a by-hand source version
+    if found is not None and found.kind in ("pr", "branch", "tag"):
+        return found.kind, found.name
     trigger = os.environ.get("CODEBUILD_WEBHOOK_TRIGGER", "")
     kind, _, name = trigger.partition("/")
     return (kind, name) if kind in ("pr", "branch", "tag") and name else None
