@@ -140,6 +140,14 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def _install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # typer turns KeyboardInterrupt into a *returned* 130 in standalone_mode=False; raise our own
+    # error instead (unless SIGINT was ignored by whoever started us, e.g. nohup).
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigterm)
+
+
 def _exit_for_click(exc: Exception) -> None:
     """Usage errors, --help exits and aborts from click (typer may vendor its own copy of
     click, so these are recognised by shape, not by class)."""
@@ -158,9 +166,9 @@ def _exit_for_click(exc: Exception) -> None:
 
 def main() -> None:
     """Console entry point: the only place errors turn into messages and exit codes."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    _install_signal_handlers()
     try:
-        app(standalone_mode=False, prog_name="imgbuild")
+        code = app(standalone_mode=False, prog_name="imgbuild")
     except ImgbuildError as exc:
         log.error(exc.message)
         sys.exit(exc.exit_code)
@@ -176,3 +184,7 @@ def main() -> None:
             "report it with the output of --debug"
         )
         sys.exit(INTERNAL_ERROR_EXIT)
+    if isinstance(code, int) and code:
+        if code == 130:
+            log.error("interrupted")
+        sys.exit(code)

@@ -143,8 +143,10 @@ def resolve(
     for var, key in ENV_OVERRIDES.items():
         if env.get(var):
             data[key] = env[var]
+            doc.origins[key] = var
     if overrides and overrides.registry:
         data["registry"] = overrides.registry
+        doc.origins["registry"] = "--registry"
     root = path.parent
     return Config(
         path=path,

@@ -9,12 +9,14 @@ Staging dirs are persistent per image, so BuildKit's context transfer stays incr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from buildkit import dockerignore, log
@@ -31,6 +33,19 @@ def _staging(config: Config, spec: LayerSpec, kind: str) -> Path:
     path = config.cache_dir / kind / safe
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def staging_lock(config: Config, spec: LayerSpec) -> Iterator[None]:
+    import fcntl
+
+    directory = _staging(config, spec, "contexts")
+    with (directory.parent / f"{directory.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def stage_dockerfile(config: Config, spec: LayerSpec) -> Path:
@@ -112,14 +127,13 @@ def _download_ruby_build(config: Config, wanted: str) -> Path:
     archive = downloads / re.sub(r"[^A-Za-z0-9_.-]+", "_", url)
     if not archive.is_file():
         log.info(f"downloading ruby-build from {url}")
+        partial = downloads / f".{archive.name}.{os.getpid()}.part"
         try:
-            with (
-                urllib.request.urlopen(url, timeout=60) as response,
-                tempfile.NamedTemporaryFile(dir=downloads, delete=False) as out,
-            ):
+            with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
                 shutil.copyfileobj(response, out)
-            Path(out.name).replace(archive)
+            partial.replace(archive)
         except OSError as exc:
+            partial.unlink(missing_ok=True)
             raise InputError(
                 f"{config.path}: cannot download ruby-build from {url} ({exc}); set "
                 "ruby.ruby_build to a local ruby-build checkout"

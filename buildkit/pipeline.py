@@ -39,6 +39,7 @@ class LayerOutcome:
     push_seconds: float = 0.0
     steps: tuple[Step, ...] = field(default_factory=tuple)
     tags: list[str] = field(default_factory=list)  # tags written to the registry in this run
+    forced: bool = False  # rebuilt by --no-cache although its key was already built
 
     def as_json(self) -> dict[str, Any]:
         spec = self.plan.spec
@@ -117,6 +118,7 @@ def run(
     with access.build_env() as env, secrets.bundle_env_file(base_secrets, where=where) as files:
         for outcome in stale:
             forced = options.no_cache and outcome.plan.spec.name == options.target
+            outcome.forced = forced
             cache_from = [] if forced else _cache_from(outcome.plan.spec, config, client)
             build_secrets = files if outcome.plan.spec.name == "base" else {}
             _build(
@@ -202,21 +204,24 @@ def _build(
     secrets: Mapping[str, Path],
 ) -> None:
     spec = outcome.plan.spec
-    context = spec.context or contexts.stage_ruby_context(config, spec)
-    request = builder.BuildRequest(
-        label=spec.name,
-        dockerfile=contexts.stage_dockerfile(config, spec),
-        context=context,
-        tags=[spec.image],
-        build_args=spec.build_args,
-        labels=_build_labels(spec, git, config),
-        cache_from=cache_from,
-        no_cache=forced,
-        platform=config.platform,
-        secrets=secrets,
-    )
     log.info(f"{spec.name}: building {spec.image}")
-    result = builder.build(engine, request, env)
+    # Staged Dockerfiles and the ruby context are shared per cache dir and image: concurrent
+    # runs take turns, so none builds with another's half-written files.
+    with contexts.staging_lock(config, spec):
+        context = spec.context or contexts.stage_ruby_context(config, spec)
+        request = builder.BuildRequest(
+            label=spec.name,
+            dockerfile=contexts.stage_dockerfile(config, spec),
+            context=context,
+            tags=[spec.image],
+            build_args=spec.build_args,
+            labels=_build_labels(spec, git, config),
+            cache_from=cache_from,
+            no_cache=forced,
+            platform=config.platform,
+            secrets=secrets,
+        )
+        result = builder.build(engine, request, env)
     outcome.built = True
     outcome.image_id = result.image_id
     outcome.build_seconds = result.seconds

@@ -68,6 +68,12 @@ def _push_content(outcome: LayerOutcome, access: RegistryAccess, client: Registr
         if manifest.body.get("config", {}).get("digest") == outcome.image_id:
             outcome.digest = remote
             return
+        if not outcome.forced:
+            # Another run (a concurrent CI job) pushed this key first: same inputs, so its image
+            # is as good as ours; use it rather than fail.
+            log.warn(f"{spec.image} was pushed by another run meanwhile; using the registry's")
+            outcome.digest = remote
+            return
         raise PushFailedError(
             f"content tag {spec.image} already points at {remote}, a different image than the "
             "rebuilt one (builds are not bit-reproducible); content tags are immutable, so "

@@ -166,7 +166,12 @@ def registry(doc: Document, value: Any) -> str | None:
     if text == "ecr":
         return text
     host, _, path = text.partition("/")
-    if not _HOST.match(host) or (path and not _NAME.match(path)):
+    port_text = host.rpartition(":")[2] if ":" in host and not host.endswith("]") else ""
+    if (
+        not _HOST.match(host)
+        or (path and not _NAME.match(path))
+        or (port_text.isdigit() and not 0 < int(port_text) < 65536)
+    ):
         raise ConfigError(
             f"{doc.where('registry')}: registry '{text}' is not HOST[:PORT][/PATH]; e.g. "
             "127.0.0.1:5000 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com"

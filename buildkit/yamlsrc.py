@@ -19,6 +19,7 @@ from buildkit.errors import ConfigError
 
 # Only its scalar constructor is used (the stream is empty), so one instance serves every file.
 _SCALARS = yaml.SafeLoader("")
+_MAX_DEPTH = 50
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -29,9 +30,12 @@ class Document:
     path: Path
     data: dict[str, Any]
     lines: dict[str, int] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # key -> "--registry", "IMGBUILD_…"
 
     def where(self, key_path: str) -> str:
         """'imgbuild.yaml:12' for a key path, or the file alone when the key has no line."""
+        if key_path in self.origins:
+            return self.origins[key_path]
         line = self.lines.get(key_path)
         return f"{self.path}:{line}" if line else str(self.path)
 
@@ -63,6 +67,19 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Document:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            depth += isinstance(event, yaml.CollectionStartEvent)
+            depth -= isinstance(event, yaml.CollectionEndEvent)
+            if depth > _MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                raise ConfigError(f"{path}:{line}: nested more than {_MAX_DEPTH} levels deep")
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                raise ConfigError(
+                    f"{path}:{line}: YAML aliases (*{event.anchor}) are not supported in the "
+                    "config; write the value out"
+                )
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
@@ -70,6 +87,8 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Document:
         raise ConfigError(f"{path}:{line}: invalid YAML: {problem}; fix the syntax") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply; flatten it") from None
     doc = Document(path=path, data={})
     if node is None:
         return doc

@@ -168,7 +168,7 @@ def _failure_message(request: BuildRequest, parser: PlainProgressParser, output:
     # vertex in a build that succeeds.
     failed = parser.failed_step
     if failed is not None:
-        tail = " | ".join(line.strip() for line in parser.log_tail(3) if line.strip())
+        tail = " | ".join([line.strip() for line in parser.log_tail(20) if line.strip()][-3:])
         detail = f"step '{failed.name}' failed: {failed.error}"
         if tail:
             detail += f" (last output: {tail})"

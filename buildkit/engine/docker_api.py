@@ -54,9 +54,9 @@ def client() -> Any:
     import docker.errors
 
     try:
-        api = docker.from_env(timeout=300)
-        api.api.timeout = 5
+        api = docker.from_env(timeout=5)  # also bounds the API version negotiation
         api.ping()
+        api.api.timeout = 300
         api.api.timeout = 300
     except (docker.errors.DockerException, OSError) as exc:
         raise DaemonUnavailableError(

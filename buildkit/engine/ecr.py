@@ -72,7 +72,7 @@ def _call(
 
     @retry(
         retry=retry_if_exception(_transient),
-        stop=stop_after_delay(8),
+        stop=stop_after_delay(5),  # with 3 s connect timeouts: a dead endpoint fails in < 10 s
         wait=wait_exponential(multiplier=0.3, max=2),
         before_sleep=_log_retry,
         reraise=True,
@@ -113,7 +113,7 @@ def resolve(registry: str) -> EcrRegistry | None:
     if registry == "ecr":
         import boto3
 
-        region = boto3.session.Session().region_name
+        region = boto3.session.Session().region_name or os.environ.get("AWS_REGION")
         if not region:
             raise AwsError("registry: ecr needs an AWS region; set AWS_REGION or a profile region")
         identity = call("sts get-caller-identity", client("sts", region).get_caller_identity)

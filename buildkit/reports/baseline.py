@@ -43,11 +43,21 @@ def load(path: Path) -> Baseline | None:
             f"{path} is not an imgbuild baseline ({SCHEMA}); restore it from git or delete it "
             "and run `imgbuild size check --update-baseline`"
         )
-    images = {
-        str(name): ImageSizes.from_json(entry)
-        for name, entry in (data.get("images") or {}).items()
-        if isinstance(entry, dict)
-    }
+    try:
+        images = {
+            str(name): ImageSizes.from_json(entry)
+            for name, entry in (data.get("images") or {}).items()
+            if isinstance(entry, dict)
+        }
+        for sizes in images.values():
+            for value in (sizes.compressed, sizes.uncompressed):
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise TypeError(value)
+    except (TypeError, ValueError, AttributeError):
+        raise InputError(
+            f"{path} is not an imgbuild baseline ({SCHEMA}): malformed image sizes; restore it "
+            "from git or delete it and run `imgbuild size check --update-baseline`"
+        ) from None
     return Baseline(source=str(path), images=images)
 
 

@@ -42,6 +42,12 @@ def load_baseline(
     imgbuild-baseline.json next to the config), else the images last pushed for the first
     release branch (its moving tag, e.g. `main`), else None."""
     if tag:
+        import re
+
+        from buildkit.errors import ConfigError
+
+        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", tag):
+            raise ConfigError(f"--baseline-tag '{tag}' is not an image tag ([A-Za-z0-9_.-], ≤ 128)")
         return _tagged(config, measurer, chain, tag, required=True)
     explicit = path or config.budgets.baseline
     found = baselines.load(path or baselines.default_path(config))

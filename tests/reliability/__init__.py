@@ -1,0 +1,1 @@
+"""Issue 7: reliability under faults, bad input, interruption and concurrency."""
