@@ -113,9 +113,11 @@ def preflight(
     <report dir>/codebuild.env (trigger, commit, release-tag choice) for the buildspec."""
     from buildkit import pipeline
     from buildkit.codebuild import runtime
+    from buildkit.engine import builder
 
     config = _resolve(ctx)
-    engine = pipeline.preflight(config, push=push)
+    pipeline.preflight(config, push=push)
+    engine = builder.detect()
     branches = config.tags.release_branches  # the same branches as the tag policy
     log.info(f"engine: {engine.description}")
     log.info(runtime.describe(branches))

@@ -70,17 +70,15 @@ class RunOptions:
     release_tags: bool | None = None  # None: decided by branch / trigger (tagpolicy)
 
 
-def preflight(config: Config, *, push: bool) -> builder.Engine:
-    """Fail fast, with one line, on what would fail later: daemon, BuildKit, registry."""
+def preflight(config: Config, *, push: bool) -> None:
+    """Fail fast, with one line, on what would fail later: daemon, registry. BuildKit itself is
+    checked (builder.detect) before the first build only: a no-op run never needs it."""
     docker_api.client()
-    engine = builder.detect()
     if push and not config.registry:
         raise ImgbuildError(
             f"{config.path}: --push needs a registry; set registry: in the config, "
             "IMGBUILD_REGISTRY or --registry"
         )
-    log.debug(f"engine: {engine.description}")
-    return engine
 
 
 def ensure_ecr_repositories(config: Config, access: RegistryAccess) -> list[str]:
@@ -102,7 +100,7 @@ def run(
     phases = {} if phases is None else phases
     timer = log.Timer()
     config, access = open_registry(config)
-    engine = preflight(config, push=options.push)
+    preflight(config, push=options.push)
     if options.push:
         ensure_ecr_repositories(config, access)
     client = access.client() if config.registry else None
@@ -123,7 +121,7 @@ def run(
             build_secrets = files if outcome.plan.spec.name == "base" else {}
             _build(
                 config,
-                engine,
+                builder.detect(),
                 outcome,
                 git,
                 cache_from=cache_from,
