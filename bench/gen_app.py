@@ -22,10 +22,44 @@ from pathlib import Path
 RUBY_IMAGE = os.environ.get("BENCH_RUBY_IMAGE", "127.0.0.1:5000/hello-ruby:latest")
 SOURCE_DATE_EPOCH = "1704067200"  # fixed, so the .gem files are reproducible
 WORDS = (
-    "user", "account", "order", "invoice", "payment", "product", "cart", "session", "token",
-    "report", "audit", "event", "notify", "render", "params", "where", "joins", "includes",
-    "validate", "belongs", "has", "many", "scope", "def", "end", "if", "else", "return", "self",
-    "attribute", "record", "query", "cache", "store", "config", "service", "job", "queue",
+    "user",
+    "account",
+    "order",
+    "invoice",
+    "payment",
+    "product",
+    "cart",
+    "session",
+    "token",
+    "report",
+    "audit",
+    "event",
+    "notify",
+    "render",
+    "params",
+    "where",
+    "joins",
+    "includes",
+    "validate",
+    "belongs",
+    "has",
+    "many",
+    "scope",
+    "def",
+    "end",
+    "if",
+    "else",
+    "return",
+    "self",
+    "attribute",
+    "record",
+    "query",
+    "cache",
+    "store",
+    "config",
+    "service",
+    "job",
+    "queue",
 )
 
 # --------------------------------------------------------------------------------------------
@@ -39,7 +73,7 @@ def _text(rng: random.Random, size: int, kind: str) -> str:
     while total < size:
         words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 10)))
         if kind == "erb":
-            line = f"<div class=\"{rng.choice(WORDS)}\"><%= {words.replace(' ', '_')} %></div>"
+            line = f'<div class="{rng.choice(WORDS)}"><%= {words.replace(" ", "_")} %></div>'
         else:
             line = f"    {rng.choice(WORDS)}_{rng.randint(0, 999)} = {words.replace(' ', '.')}"
         lines.append(line)
@@ -170,7 +204,7 @@ def write_gem(src: Path, name: str, rng: random.Random, deps: list[str], functio
     """One gem's source dir: lib/ (+ ext/ when `functions` > 0) and an explicit gemspec."""
     root = src / name
     files = [f"lib/{name}.rb"]
-    body = f"module {name.title().replace('_', '')}\n  VERSION = \"1.0.0\"\nend\n"
+    body = f'module {name.title().replace("_", "")}\n  VERSION = "1.0.0"\nend\n'
     if functions:
         body = f'require "{name}/{name}"\n' + body
         files += [f"ext/{name}/extconf.rb", f"ext/{name}/{name}.c"]

@@ -7,7 +7,7 @@
 #   gems-src/build.sh lock       # also regenerate Gemfile.lock (bundle install --local)
 #
 # Environment:
-#   RUBY_IMAGE         image with Ruby/RubyGems/Bundler (default 127.0.0.1:5000/manual-ruby:1);
+#   RUBY_IMAGE         image with Ruby/RubyGems/Bundler (default 127.0.0.1:5000/hello-ruby:latest);
 #                      "host" runs the host's gem/bundle instead of docker
 #   SOURCE_DATE_EPOCH  timestamp written into the gems (default 2024-01-01); fixed so the .gem
 #                      files are byte-for-byte reproducible
@@ -18,7 +18,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 app=$(dirname "$here")
-RUBY_IMAGE=${RUBY_IMAGE:-127.0.0.1:5000/manual-ruby:1}
+RUBY_IMAGE=${RUBY_IMAGE:-127.0.0.1:5000/hello-ruby:latest}
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1704067200}
 GEMS="tinypure tinydep tinydev tinynative"
 

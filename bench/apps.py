@@ -1,0 +1,322 @@
+"""The apps under benchmark and the commands of each side: imgbuild, raw docker, naive.
+
+Everything lives under ~/.cache/imgbuild-dev/bench/<label>/ with its own imgbuild cache dir and
+its own registry repositories (bench-*), so the shared daemon, registry and the repo's example
+app are never modified.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gen_app
+from tools import BENCH_HOME, DOCKER, REGISTRY, REPO_ROOT, VENV, BenchError, dev_env, run
+
+NAIVE_DOCKERFILE = Path(__file__).with_name("naive") / "Dockerfile"
+NAIVE_RUBYSRC = f"{REGISTRY}/bench-naive-rubysrc:3.3.8"  # named in naive/Dockerfile
+RUBY_VERSION = "3.3.8"
+# The ruby layer is the same image for every app (same key), and its cold build is a ~4 min
+# Ruby compile (far more under load): measured once per run and shared by the apps' P3 peers.
+_cold_ruby_seconds: list[float] = []
+SHARED_GEM_MOUNT = "id=imgbuild-bundle,"  # the gem cache mount of images/base/Dockerfile
+
+
+@dataclass
+class BenchApp:
+    label: str  # "example" or "large"
+    name: str  # imgbuild config name, prefixes the registry repositories
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dev_env)
+    edit_target: str = "app/models/user.rb"
+    extras: list[str] = field(default_factory=list)
+
+    @property
+    def app(self) -> Path:
+        return self.workdir / "app"
+
+    def __post_init__(self) -> None:
+        self.env["IMGBUILD_CACHE_DIR"] = str(self.workdir / "imgbuild-cache")
+
+    # ---- imgbuild side ---------------------------------------------------------------------
+
+    def imgbuild(self, *args: str, extra_env: dict[str, str] | None = None) -> tuple[float, Any]:
+        """Run `imgbuild <args> --json`; return (wall seconds, parsed --json document)."""
+        env = {**self.env, **(extra_env or {})}
+        seconds, out = run([str(VENV / "bin" / "imgbuild"), *args, "--json"], env=env, cwd=self.app)
+        start = out.rfind("\n{\n")
+        doc = json.loads(out[start + 1 :]) if start >= 0 else {}
+        return seconds, doc
+
+    def specs(self) -> dict[str, Any]:
+        """imgbuild's own layer specs (build args, ignore rules, contexts) for the raw peer."""
+        from buildkit import config as configmod
+        from buildkit import layers
+
+        config = configmod.resolve(self.app / "imgbuild.yaml", env=self.env)
+        return {"config": config, **{s.name: s for s in layers.chain(config)}}
+
+    def repo(self, layer: str) -> str:
+        return f"{REGISTRY}/{self.name}-{layer}"
+
+    # ---- raw docker peer: the same Dockerfiles, driven by hand -----------------------------
+
+    def raw_ref(self, layer: str, tag: str = "bench") -> str:
+        return f"{REGISTRY}/bench-raw-{self.label}-{layer}:{tag}"
+
+    def stage_raw(self) -> None:
+        """Copy each Dockerfile next to the same ignore rules imgbuild uses (a fair context)."""
+        from buildkit import dockerignore
+
+        specs = self.specs()
+        for layer in ("ruby", "base", "app"):
+            directory = self.workdir / "raw" / layer
+            directory.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(specs[layer].dockerfile, directory / "Dockerfile")
+            rendered = dockerignore.render(specs[layer].ignore)
+            (directory / "Dockerfile.dockerignore").write_text(rendered, encoding="utf-8")
+
+    def raw_build_argv(
+        self,
+        layer: str,
+        tag: str,
+        *,
+        overrides: dict[str, str] | None = None,
+        cold: bool = False,
+        dockerfile: Path | None = None,
+    ) -> list[str]:
+        specs = self.specs()
+        spec = specs[layer]
+        context = spec.context or ruby_context(specs["config"], spec)
+        argv = [DOCKER, "buildx", "build", "--load", "--progress=plain"]
+        argv += ["-f", str(dockerfile or self.workdir / "raw" / layer / "Dockerfile")]
+        argv += ["--cache-to", "type=inline"]
+        for key, value in {**spec.build_args, **(overrides or {})}.items():
+            argv += ["--build-arg", f"{key}={value}"]
+        if cold:
+            argv.append("--no-cache")
+        return [*argv, "-t", tag, str(context)]
+
+    def raw_app(self) -> float:
+        """The raw peer of P1/P2: build the app layer on imgbuild's base, push it."""
+        ref = self.raw_ref("app")
+        build, _ = run(self.raw_build_argv("app", ref), env=self.env)
+        push, _ = run([DOCKER, "push", ref], env=self.env)
+        return build + push
+
+    def raw_cold_base(self, ruby_image: str | None = None) -> tuple[float, str]:
+        """A cold base build: no layer cache and an empty gem cache-mount directory."""
+        key = f"bench-cold-{uuid.uuid4().hex[:8]}"
+        overrides = {"BUNDLE_CACHE_KEY": key}
+        if ruby_image:
+            overrides["RUBY_IMAGE"] = ruby_image
+        ref = self.raw_ref("base", "cold")
+        # Its own cache-mount id: a --no-cache build that mounts the shared `imgbuild-bundle`
+        # id gets a brand-new, empty mount that later builds then find - it would wipe every
+        # app's compiled gems on the daemon (observed: the next imgbuild rebuild recompiled all).
+        directory = self.workdir / "raw" / key
+        directory.mkdir(parents=True, exist_ok=True)
+        shared = self.workdir / "raw" / "base"
+        text = (shared / "Dockerfile").read_text(encoding="utf-8")
+        if SHARED_GEM_MOUNT not in text:
+            raise BenchError(f"{shared}/Dockerfile has no `{SHARED_GEM_MOUNT}` mount to rename")
+        (directory / "Dockerfile").write_text(text.replace(SHARED_GEM_MOUNT, f"id={key},"))
+        shutil.copyfile(shared / "Dockerfile.dockerignore", directory / "Dockerfile.dockerignore")
+        argv = self.raw_build_argv(
+            "base", ref, overrides=overrides, cold=True, dockerfile=directory / "Dockerfile"
+        )
+        seconds, _ = run(argv, env=self.env)
+        return seconds, key
+
+    def raw_cold_chain(self) -> float:
+        """ruby → base → app from nothing (--no-cache, fresh gem cache dir): the P3 peer."""
+        ruby_ref, base_ref = self.raw_ref("ruby", "cold"), self.raw_ref("base", "cold")
+        if not _cold_ruby_seconds:
+            seconds, _ = run(self.raw_build_argv("ruby", ruby_ref, cold=True), env=self.env)
+            _cold_ruby_seconds.append(seconds)
+        ruby = _cold_ruby_seconds[0]
+        # On imgbuild's ruby image: the same content as ruby_ref, and --no-cache re-runs every step.
+        base, key = self.raw_cold_base()
+        app_argv = self.raw_build_argv(
+            "app", self.raw_ref("app", "cold"), overrides={"BASE_IMAGE": base_ref}, cold=True
+        )
+        app, _ = run(app_argv, env=self.env)
+        self.drop_gem_cache([key])
+        return ruby + base + app
+
+    def drop_gem_cache(self, keys: list[str]) -> None:
+        """Empty our cold builds' own gem cache mounts (never the shared one, never --no-cache)."""
+        ruby_image = self.specs()["base"].build_args["RUBY_IMAGE"]
+        directory = self.workdir / "cleanup"
+        directory.mkdir(exist_ok=True)
+        mounts = [
+            f"RUN --mount=type=cache,id={k},sharing=locked,target=/c find /c -mindepth 1 -delete"
+            for k in keys
+            if k.startswith("bench-cold-")
+        ]
+        (directory / "Dockerfile").write_text(
+            "ARG RUBY_IMAGE\nFROM ${RUBY_IMAGE}\n" + "\n".join(mounts) + "\n", encoding="utf-8"
+        )
+        tag = f"bench-cleanup-{self.label}:tmp"
+        argv = [DOCKER, "buildx", "build", "--load", "--progress=plain"]
+        argv += ["--build-arg", f"RUBY_IMAGE={ruby_image}", "-t", tag, str(directory)]
+        run(argv, env=self.env)
+        run([DOCKER, "rmi", tag], env=self.env, check=False)
+
+    # ---- naive peer: one stage, COPY . . before bundle install -----------------------------
+
+    def naive_ref(self) -> str:
+        return f"{REGISTRY}/bench-naive-{self.label}:bench"
+
+    def naive(self) -> float:
+        ref = self.naive_ref()
+        argv = [DOCKER, "buildx", "build", "--load", "--progress=plain"]
+        argv += ["-f", str(NAIVE_DOCKERFILE), "-t", ref, str(self.app)]
+        build, _ = run(argv, env=self.env)
+        push, _ = run([DOCKER, "push", ref], env=self.env)
+        return build + push
+
+    # ---- edits -----------------------------------------------------------------------------
+
+    def edit_source(self) -> None:
+        """Change one source file (new content every time, so every build is a real change)."""
+        path = self.app / self.edit_target
+        original = self.workdir / "edit-original"
+        if not original.exists():
+            shutil.copyfile(path, original)
+        text = original.read_text(encoding="utf-8")
+        path.write_text(f"{text}# bench edit {uuid.uuid4().hex}\n", encoding="utf-8")
+
+    def restore_source(self) -> None:
+        original = self.workdir / "edit-original"
+        if original.exists():
+            shutil.copyfile(original, self.app / self.edit_target)
+
+    def add_gem(self, gem: str) -> None:
+        """Add one vendored gem to the Gemfile and Gemfile.lock (as `bundle add` would)."""
+        for name in ("Gemfile", "Gemfile.lock"):
+            keep = self.workdir / f"{name}.original"
+            if not keep.exists():
+                shutil.copyfile(self.app / name, keep)
+        gemfile = (self.workdir / "Gemfile.original").read_text(encoding="utf-8")
+        # The comment makes every addition a new base key: re-adding a gem an earlier run added
+        # would otherwise find that run's image (or BuildKit's cached step) and build nothing.
+        edit = f'{gemfile}\n# bench {uuid.uuid4().hex}\ngem "{gem}"\n'
+        (self.app / "Gemfile").write_text(edit, encoding="utf-8")
+        lock = (self.workdir / "Gemfile.lock.original").read_text(encoding="utf-8")
+        (self.app / "Gemfile.lock").write_text(_lock_with(lock, gem), encoding="utf-8")
+
+    def restore_gems(self) -> None:
+        for name in ("Gemfile", "Gemfile.lock"):
+            keep = self.workdir / f"{name}.original"
+            if keep.exists():
+                shutil.copyfile(keep, self.app / name)
+
+
+def _lock_with(lock: str, gem: str) -> str:
+    """Insert `gem (1.0.0)` into GEM specs and DEPENDENCIES, keeping Bundler's sort order."""
+    sections = re.split(r"\n(?=[A-Z])", lock)
+    out = []
+    for section in sections:
+        lines = section.split("\n")
+        if lines[0] == "GEM":
+            specs_at = lines.index("  specs:") + 1
+            body = _insert_sorted(lines[specs_at:], f"    {gem} (1.0.0)", top_indent=4)
+            lines = lines[:specs_at] + body
+        elif lines[0] == "DEPENDENCIES":
+            lines = [lines[0], *_insert_sorted(lines[1:], f"  {gem}", top_indent=2)]
+        out.append("\n".join(lines))
+    return "\n".join(out)
+
+
+def _insert_sorted(lines: list[str], entry: str, top_indent: int) -> list[str]:
+    """Insert a top-level entry among `lines` (which may carry deeper-indented sub-lines)."""
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip(" "))
+        if line.strip() and indent == top_indent and line.strip() > entry.strip():
+            return [*lines[:i], entry, *lines[i:]]
+    # after the last non-blank line
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    return [*lines[: last + 1], entry, *lines[last + 1 :]]
+
+
+def ruby_context(config: Any, spec: Any) -> Path:
+    from buildkit import contexts
+
+    context: Path = contexts.stage_ruby_context(config, spec)
+    return context
+
+
+# --------------------------------------------------------------------------------------------
+# Preparing the apps
+
+
+def example_app() -> BenchApp:
+    """A copy of examples/hello named bench-hello, plus small extra gems for P4."""
+    bench = BenchApp(label="example", name="bench-hello", workdir=BENCH_HOME / "example")
+    if not (bench.app / "imgbuild.yaml").is_file():
+        shutil.copytree(REPO_ROOT / "examples" / "hello", bench.app, dirs_exist_ok=True)
+        config = bench.app / "imgbuild.yaml"
+        text = config.read_text(encoding="utf-8").replace("name: hello", "name: bench-hello")
+        config.write_text(text, encoding="utf-8")
+    if not list((bench.app / "vendor" / "cache").glob("benchextra_*.gem")):
+        gen_app.generate_extras(bench.app)
+    bench.extras = _extras(bench.app)
+    return bench
+
+
+def large_app() -> BenchApp:
+    workdir = BENCH_HOME / "large"
+    if not (workdir / ".complete").is_file():
+        shutil.rmtree(workdir, ignore_errors=True)
+        gen_app.generate_large(workdir)
+    bench = BenchApp(
+        label="large",
+        name="bench-large",
+        workdir=workdir,
+        edit_target="app/models/ns0/part0/models_00000.rb",
+    )
+    bench.extras = _extras(bench.app)
+    return bench
+
+
+def _extras(app: Path) -> list[str]:
+    return sorted(p.name.rsplit("-", 1)[0] for p in app.glob("vendor/cache/benchextra_*"))
+
+
+def ensure_naive_rubysrc(bench: BenchApp) -> None:
+    """The image naive/Dockerfile mounts Ruby's sources from: imgbuild's own ruby context."""
+    argv = [DOCKER, "image", "inspect", "-f", "ok", NAIVE_RUBYSRC]
+    _, out = run(argv, env=bench.env, check=False)
+    if out.strip() == "ok":
+        return
+    specs = bench.specs()
+    context = ruby_context(specs["config"], specs["ruby"])
+    directory = bench.workdir.parent / "naive-rubysrc"
+    shutil.rmtree(directory, ignore_errors=True)
+    shutil.copytree(context, directory, symlinks=True)
+    definition = (directory / "defs" / RUBY_VERSION).read_text(encoding="utf-8")
+    definition = definition.replace("file:///opt/ruby-src/", "file:///opt/rubysrc/src/")
+    (directory / "defs" / RUBY_VERSION).write_text(definition, encoding="utf-8")
+    (directory / "Dockerfile").write_text("FROM scratch\nCOPY . /\n", encoding="utf-8")
+    run([DOCKER, "buildx", "build", "--load", "--progress=plain", "-t", NAIVE_RUBYSRC,
+         str(directory)], env=bench.env)  # fmt: skip
+
+
+def setup(bench: BenchApp, *, naive: bool = True) -> None:
+    """Bring every side to a warm, pushed state once, outside the measurements."""
+    bench.restore_source()
+    bench.restore_gems()
+    _, doc = bench.imgbuild("app", "--push")
+    if not doc.get("layers"):
+        raise BenchError(f"imgbuild app --push on {bench.app} gave no --json result")
+    bench.stage_raw()
+    bench.raw_app()
+    if naive:
+        ensure_naive_rubysrc(bench)
+        bench.naive()

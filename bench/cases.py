@@ -1,0 +1,304 @@
+"""The cases P1-P7: each alternates imgbuild and its peer (A B A B …) and returns table rows."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apps import BenchApp
+from freshd import fresh_daemon
+from tools import DOCKER, REGISTRY, Samples, blob_sizes, layer_sizes, log_line, run, stored_growth
+
+
+@dataclass
+class Row:
+    case: str
+    app: str
+    imgbuild: str
+    peer: str
+    ratio: float | None
+    target: str  # "<= 0.5" or ">= 0.6"
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.ratio is None:
+            return "skip"
+        op, _, limit = self.target.partition(" ")
+        ok = self.ratio <= float(limit) if op == "≤" else self.ratio >= float(limit)
+        return "pass" if ok else "FAIL"
+
+
+@dataclass
+class Options:
+    pairs: int
+    naive_runs: int  # the naive peer re-runs `bundle install`: minutes per run on the large app
+    cold_runs: int  # cold builds (minutes each) are repeated less often than the warm sides
+    quick: bool
+
+
+def _s(samples: Samples) -> str:
+    return f"{samples.median:.2f}s{samples.spread()}"
+
+
+def _time_ratio(a: Samples, b: Samples) -> float:
+    return a.median / b.median
+
+
+Side = Callable[[], float]
+
+
+def _alternate(pairs: int, side_a: Side, side_b: Side) -> tuple[Samples, Samples]:
+    a, b = Samples(), Samples()
+    for _ in range(pairs):
+        a.add(side_a())
+        b.add(side_b())
+    return a, b
+
+
+# ---- P1: nothing changed ------------------------------------------------------------------
+
+
+def p1(bench: BenchApp, opts: Options) -> list[Row]:
+    def imgbuild() -> float:
+        seconds, doc = bench.imgbuild("app", "--push")
+        if any(layer["built"] or layer["pushed"] for layer in doc["layers"]):
+            log_line("# P1: imgbuild unexpectedly built or pushed something")
+        return seconds
+
+    a, b = _alternate(opts.pairs, imgbuild, bench.raw_app)
+    return [Row("P1 no-op `imgbuild app --push`", bench.label, _s(a), _s(b) + " raw build+push",
+                _time_ratio(a, b), "≤ 0.5")]  # fmt: skip
+
+
+# ---- P2 (+P5, P6): one source file changed ------------------------------------------------
+
+
+def _new_app_layers(doc: dict[str, Any]) -> int:
+    """Compressed bytes of the app image's own layers (its layers minus the base's)."""
+    images = {layer["name"]: layer["image"] for layer in doc["layers"]}
+    app, base = layer_sizes(images["app"]), layer_sizes(images["base"])
+    return sum(size for digest, size in app.items() if digest not in base)
+
+
+def p2(bench: BenchApp, opts: Options, cases: set[str]) -> list[Row]:
+    pushed, layer, naive = Samples(), Samples(), Samples()
+    last_doc: dict[str, Any] = {}
+
+    def imgbuild() -> float:
+        nonlocal last_doc
+        bench.edit_source()
+        before = blob_sizes()
+        seconds, last_doc = bench.imgbuild("app", "--push")
+        pushed.add(stored_growth(before, f"{bench.name}-app"))
+        layer.add(_new_app_layers(last_doc))
+        return seconds
+
+    def raw() -> float:
+        bench.edit_source()
+        return bench.raw_app()
+
+    a, b = Samples(), Samples()
+    for i in range(opts.pairs):
+        a.add(imgbuild())
+        b.add(raw())
+        if "P2" in cases and i < opts.naive_runs and not opts.quick:
+            bench.edit_source()
+            naive.add(bench.naive())
+    bench.restore_source()
+    rows = []
+    if "P2" in cases:
+        rows += [
+            Row("P2 one file changed, build+push", bench.label, _s(a),
+                _s(b) + " raw app layer", _time_ratio(a, b), "≤ 1.1"),
+            Row("P2 … vs naive single Dockerfile", bench.label, _s(a),
+                _s(naive) + " naive build+push", _time_ratio(a, naive), "≤ 0.05")
+            if naive.values else
+            Row("P2 … vs naive single Dockerfile", bench.label, _s(a), "skipped (--quick)",
+                None, "≤ 0.05"),
+        ]  # fmt: skip
+    if "P5" in cases:
+        ratios = [p / n for p, n in zip(pushed.values, layer.values, strict=True)]
+        rows.append(
+            Row("P5 bytes pushed, source change", bench.label,
+                f"{pushed.median / 1e3:,.1f} kB stored", f"{layer.median / 1e3:,.1f} kB new layer",
+                max(ratios), "≤ 1.05", "registry storage growth in our repo; worst pair")
+        )  # fmt: skip
+    if "P6" in cases:
+        rows.append(p6_row(bench, last_doc, quick=opts.quick))
+    return rows
+
+
+def _image_size(ref: str, env: dict[str, str]) -> int:
+    _, out = run([DOCKER, "image", "inspect", "-f", "{{.Size}}", ref], env=env)
+    return int(out.strip().splitlines()[-1])
+
+
+def p6_row(bench: BenchApp, doc: dict[str, Any], *, quick: bool = False) -> Row:
+    if not doc:
+        _, doc = bench.imgbuild("app")
+    image = next(layer["image"] for layer in doc["layers"] if layer["name"] == "app")
+    if quick:
+        mine = _image_size(image, bench.env)
+        return Row("P6 final app image size", bench.label, f"{mine / 1e6:.0f} MB",
+                   "skipped (--quick)", None, "≤ 0.6")  # fmt: skip
+    mine, naive = _image_size(image, bench.env), _image_size(bench.naive_ref(), bench.env)
+    return Row("P6 final app image size", bench.label, f"{mine / 1e6:.0f} MB",
+               f"{naive / 1e6:.0f} MB naive", mine / naive, "≤ 0.6")  # fmt: skip
+
+
+# ---- P3: fresh daemon, registry has the chain ---------------------------------------------
+
+
+def p3(bench: BenchApp, opts: Options) -> list[Row]:
+    ready, cold = Samples(), Samples()
+    for i in range(opts.pairs):
+        ready.add(_ready_on_fresh_daemon(bench))
+        if i < opts.cold_runs and not opts.quick:
+            cold.add(bench.raw_cold_chain())
+    if not cold.values:
+        return [Row("P3 fresh daemon → ready", bench.label, _s(ready), "skipped (--quick)",
+                    None, "≤ 0.1")]  # fmt: skip
+    return [Row("P3 fresh daemon → ready", bench.label, _s(ready),
+                _s(cold) + " cold chain build", _time_ratio(ready, cold), "≤ 0.1",
+                f"cold runs: {len(cold.values)}")]  # fmt: skip
+
+
+def _ready_on_fresh_daemon(bench: BenchApp) -> float:
+    """`imgbuild app` against an empty dockerd and an empty imgbuild cache: it must pull."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-p3-") as cache_dir,
+        fresh_daemon(bench.workdir) as daemon_env,
+    ):
+        extra = {**daemon_env, "IMGBUILD_CACHE_DIR": cache_dir}
+        seconds, doc = bench.imgbuild("app", extra_env=extra)
+        app = next(layer for layer in doc["layers"] if layer["name"] == "app")
+        run([DOCKER, "image", "inspect", app["image"]], env={**bench.env, **daemon_env})
+        if any(layer["built"] for layer in doc["layers"]):
+            log_line("# P3: imgbuild built a layer on the fresh daemon (registry chain missing?)")
+    return seconds
+
+
+# ---- P4: one gem added ----------------------------------------------------------------------
+
+
+def p4(bench: BenchApp, opts: Options) -> list[Row]:
+    rebuild, cold = Samples(), Samples()
+    keys = []
+    extras = bench.extras
+    if not extras:
+        return [Row("P4 one gem added → base", bench.label, "no extra gems", "", None, "≤ 0.5")]
+    try:
+        for i in range(opts.pairs):
+            bench.add_gem(extras[i % len(extras)])
+            seconds, _ = bench.imgbuild("base")
+            rebuild.add(seconds)
+            if i < opts.cold_runs and not opts.quick:
+                seconds, key = bench.raw_cold_base()
+                cold.add(seconds)
+                keys.append(key)
+            bench.restore_gems()
+    finally:
+        bench.restore_gems()
+        if keys:
+            bench.drop_gem_cache(keys)
+    if not cold.values:
+        return [Row("P4 one gem added → base", bench.label, _s(rebuild), "skipped (--quick)",
+                    None, "≤ 0.5")]  # fmt: skip
+    return [Row("P4 one gem added → base", bench.label, _s(rebuild),
+                _s(cold) + " cold base build", _time_ratio(rebuild, cold), "≤ 0.5",
+                f"cold runs: {len(cold.values)}")]  # fmt: skip
+
+
+# ---- P7: hashing ------------------------------------------------------------------------------
+
+
+def p7(bench: BenchApp, opts: Options) -> list[Row]:
+    from buildkit import dockerignore, hashing
+
+    root = bench.app
+    rules = dockerignore.rules_for_context(root)
+    tree = hashing.hash_tree(root, rules)  # also warms the page cache for both sides
+    paths = [str(root / rel) for rel, entry in tree.files.items() if not entry.startswith("link:")]
+    size = sum(Path(p).stat().st_size for p in paths)
+    listing = "\0".join(paths)
+
+    def cold() -> float:
+        start = time.perf_counter()
+        hashing.hash_tree(root, rules)
+        return time.perf_counter() - start
+
+    def sha256sum() -> float:
+        start = time.perf_counter()
+        subprocess.run(["xargs", "-0", "sha256sum"], input=listing.encode(),
+                       stdout=subprocess.DEVNULL, check=True)  # fmt: skip
+        return time.perf_counter() - start
+
+    a, b = _alternate(max(opts.pairs, 3), cold, sha256sum)
+    with tempfile.TemporaryDirectory(prefix="bench-p7-") as tmp:
+        cache_path = Path(tmp) / "digests.json"
+        seed = hashing.DigestCache(cache_path)
+        hashing.hash_tree(root, rules, cache=seed)
+        seed.save()
+
+        def warm() -> float:
+            start = time.perf_counter()
+            cache = hashing.DigestCache(cache_path)
+            result = hashing.hash_tree(root, rules, cache=cache)
+            seconds = time.perf_counter() - start
+            if result.files_read:
+                log_line(f"# P7 warm run read {result.files_read} files")
+            return seconds
+
+        w = Samples()
+        for _ in range(max(opts.pairs, 3)):
+            w.add(warm())
+    mb = size / 1e6
+    note = f"{len(paths)} files, {mb:.3g} MB"
+    return [
+        Row("P7 hashing, cold (throughput)", bench.label, f"{mb / a.median:.0f} MB/s{_mbs(mb, a)}",
+            f"{mb / b.median:.0f} MB/s sha256sum", b.median / a.median, "≥ 0.6", note),
+        Row("P7 hashing, warm vs cold", bench.label, f"{w.median * 1e3:.0f} ms{_ms(w)}",
+            f"{a.median * 1e3:.0f} ms cold", a.median / w.median, "≥ 10", note),
+    ]  # fmt: skip
+
+
+def _mbs(mb: float, s: Samples) -> str:
+    if len(s.values) < 2:
+        return ""
+    return f" ({mb / max(s.values):.0f}–{mb / min(s.values):.0f})"
+
+
+def _ms(s: Samples) -> str:
+    if len(s.values) < 2:
+        return ""
+    return f" ({min(s.values) * 1e3:.0f}–{max(s.values) * 1e3:.0f})"
+
+
+def cleanup_images(bench: BenchApp, keep: set[str]) -> None:
+    """Untag our own app/base images that runs left behind (never anyone else's)."""
+    _, out = run([DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}"], env=bench.env)
+    mine = (f"{bench.repo('app')}:", f"{bench.repo('base')}:")
+    stale = [ref for ref in out.split() if ref.startswith(mine) and ref not in keep]
+    stale = [ref for ref in stale if not ref.endswith(":latest")]
+    cold = f"{REGISTRY}/bench-raw-{bench.label}-"
+    stale += [ref for ref in out.split() if ref.startswith(cold) and ref.endswith(":cold")]
+    # Images our rebuilds left untagged (<none>) in our own bench-* repositories.
+    _, out = run(
+        [DOCKER, "images", "--filter", "dangling=true", "--format", "{{.ID}} {{.Repository}}"],
+        env=bench.env,
+    )
+    ours = f"{REGISTRY}/bench-"  # every image and repository the harness creates is bench-*
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    stale += sorted({row[0] for row in rows if row[-1].startswith(ours)})
+    if stale:
+        run([DOCKER, "rmi", *stale], env=bench.env, check=False)
+    shutil.rmtree(bench.workdir / "cleanup", ignore_errors=True)
+    for cold_dir in (bench.workdir / "raw").glob("bench-cold-*"):
+        shutil.rmtree(cold_dir, ignore_errors=True)

@@ -1,0 +1,109 @@
+"""A second, truly wiped dockerd for P3 ("fresh daemon"), started and stopped by the harness.
+
+It runs in its own network namespace: a dockerd started with `--bridge=none` deletes the host's
+`docker0` (moby's removeDefaultBridgeInterface, see dev/services.sh), which would break the
+other engineers' builds on the shared daemon. Inside the namespace there is no docker0 to delete.
+The registry on the host's 127.0.0.1 is reached through forward.py (TCP -> unix socket -> TCP),
+so the daemon still pulls from 127.0.0.1:5000 (an insecure-by-default loopback registry).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from tools import DOCKER, REGISTRY, BenchError, log_line
+
+FORWARD = Path(__file__).with_name("forward.py")
+START_TIMEOUT = 60.0
+
+
+def _wait_until_up(sock: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        probe = subprocess.run(
+            [DOCKER, "-H", f"unix://{sock}", "version"], capture_output=True, check=False
+        )
+        if probe.returncode == 0:
+            return
+        time.sleep(0.3)
+    raise BenchError(f"the fresh dockerd did not answer on {sock} within {START_TIMEOUT:.0f} s")
+
+
+def _kill(pid: int, timeout: float = 30.0) -> None:
+    """SIGTERM one process we started, then SIGKILL if it lingers."""
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.2)
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, e.g. an orphan nobody reaps yet, counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _unmount_under(*roots: Path) -> None:
+    """Lazy-unmount anything a killed daemon left mounted under our own directories."""
+    mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+    points = [line.split()[1] for line in mounts]
+    for point in sorted(points, key=len, reverse=True):
+        if any(point.startswith(str(root)) for root in roots):
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
+@contextmanager
+def fresh_daemon(workdir: Path) -> Iterator[dict[str, str]]:
+    """Start an empty dockerd; yield env additions (DOCKER_HOST); stop and delete it after."""
+    run_dir = Path(tempfile.mkdtemp(prefix="bfd-", dir="/tmp"))  # short: unix socket paths
+    data_root = workdir / f"freshd-{os.getpid()}"
+    shutil.rmtree(data_root, ignore_errors=True)
+    sock, reg_sock = run_dir / "docker.sock", run_dir / "registry.sock"
+    py = sys.executable
+    host_fwd = subprocess.Popen([py, str(FORWARD), "unix-to-tcp", str(reg_sock), REGISTRY])
+    script = (
+        "ip link set lo up && "
+        f"{{ {py} {FORWARD} tcp-to-unix {REGISTRY} {reg_sock} & echo $! > {run_dir}/fwd.pid; }} && "
+        f"exec dockerd --data-root {data_root} --exec-root {run_dir}/exec "
+        f"--pidfile {run_dir}/docker.pid -H unix://{sock} --bridge=none --iptables=false "
+        "--ip-masq=false --log-level=warn"
+    )
+    log_file = (workdir / "freshd.log").open("ab")
+    daemon = subprocess.Popen(
+        ["unshare", "--net", "sh", "-c", script], stdout=log_file, stderr=log_file
+    )
+    log_line(f"# fresh dockerd pid {daemon.pid} data-root {data_root}")
+    try:
+        _wait_until_up(sock)
+        yield {"DOCKER_HOST": f"unix://{sock}"}
+    finally:
+        timer = time.monotonic()
+        _kill(daemon.pid)
+        daemon.wait(timeout=10)
+        log_line(f"# fresh dockerd stopped in {time.monotonic() - timer:.1f}s")
+        fwd_pid = run_dir / "fwd.pid"
+        if fwd_pid.is_file():
+            _kill(int(fwd_pid.read_text().strip()), timeout=5)
+        host_fwd.terminate()
+        host_fwd.wait(timeout=10)
+        log_file.close()
+        _unmount_under(data_root, run_dir)
+        shutil.rmtree(data_root, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,0 +1,158 @@
+"""imgbuild vs raw docker vs a naive Dockerfile, side by side in one run; prints one table.
+
+    bench/run                       # all cases, example app, 5 pairs
+    bench/run --large --pairs 3     # also the generated 10k-file / 200 MB app with a real gem set
+    bench/run --quick               # smoke run (make test): 1 pair, example app, no cold builds
+    bench/run --cases P1,P2
+
+Sides alternate (A B A B …) because the machine is shared and noisy; the table shows medians
+with min-max. Details of every command go to ~/.cache/imgbuild-dev/bench/last-run.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import apps
+import cases
+from tools import BENCH_HOME, LOG, BenchError, machine
+
+ALL_CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 pair, example only")
+    parser.add_argument("--cases", default=",".join(ALL_CASES), help="e.g. P1,P2 (default all)")
+    parser.add_argument("--pairs", type=int, default=5, help="A/B pairs per case (default 5)")
+    parser.add_argument(
+        "--cold-runs", type=int, default=1, help="cold builds per case (P3, P4 peers; minutes each)"
+    )
+    parser.add_argument(
+        "--naive-runs", type=int, help="naive rebuilds in P2 (default: one per pair)"
+    )
+    parser.add_argument(
+        "--large-pairs", type=int, default=3, help="pairs on the large app (default 3)"
+    )
+    parser.add_argument(
+        "--large-naive-runs", type=int, default=2, help="naive rebuilds on the large app"
+    )
+    parser.add_argument("--large", action="store_true", help="also the generated large app")
+    parser.add_argument("--large-only", action="store_true", help="only the generated large app")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.pairs, args.large, args.large_only = 1, False, False
+    return args
+
+
+def run_app(bench: apps.BenchApp, wanted: set[str], opts: cases.Options) -> list[cases.Row]:
+    print(f"… {bench.label}: setting up (warm builds and pushes, not measured)", flush=True)
+    # --quick (the smoke run in make test) skips the naive peer: building it compiles Ruby once
+    # more, minutes on a cold CI machine.
+    apps.setup(bench, naive=bool(wanted & {"P2", "P6"}) and not opts.quick)
+    rows: list[cases.Row] = []
+    steps: tuple[tuple[str, Callable[[], list[cases.Row]]], ...] = (
+        ("P7", lambda: cases.p7(bench, opts)),
+        ("P1", lambda: cases.p1(bench, opts)),
+        ("P2P5P6", lambda: cases.p2(bench, opts, wanted)),
+        ("P4", lambda: cases.p4(bench, opts)),
+        ("P3", lambda: cases.p3(bench, opts)),
+    )
+    for ids, step in steps:
+        if any(ids[i : i + 2] in wanted for i in range(0, len(ids), 2)):
+            print(f"… {bench.label}: {ids}", flush=True)
+            rows += step()
+    _, doc = bench.imgbuild("app", "--push")  # back to the pristine source: a no-op
+    cases.cleanup_images(bench, keep={layer["image"] for layer in doc["layers"]})
+    return rows
+
+
+def render(
+    rows: list[cases.Row],
+    info: dict[str, str],
+    opts: cases.Options,
+    large: cases.Options | None = None,
+) -> str:
+    header = ("case", "app", "imgbuild", "peer", "ratio", "target", "result")
+    table = [header] + [
+        (r.case, r.app, r.imgbuild, r.peer, "-" if r.ratio is None else f"{r.ratio:.3f}",
+         r.target, r.verdict)
+        for r in rows
+    ]  # fmt: skip
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    cold = 0 if opts.quick else opts.cold_runs
+    lines = [
+        "machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
+        f"method: medians of {opts.pairs} alternating pairs (min–max), naive peer "
+        f"{min(opts.naive_runs, opts.pairs)} run(s), cold peers {cold} run(s)"
+        + (
+            f"; large app: {large.pairs} pairs, naive {min(large.naive_runs, large.pairs)}"
+            if large
+            else ""
+        )
+        + f"; {when}",
+        "",
+        "| " + " | ".join(table[0]) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
+    notes = [f"- {r.case} ({r.app}): {r.note}" for r in rows if r.note]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wanted = {c.strip().upper() for c in args.cases.split(",") if c.strip()}
+    unknown = wanted - set(ALL_CASES)
+    if unknown:
+        print(f"bench/run: unknown case(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    BENCH_HOME.mkdir(parents=True, exist_ok=True)
+    with (BENCH_HOME / ".lock").open("w") as lock:
+        # One run at a time: runs share the bench apps, images and repositories (and a second
+        # run, e.g. `make test` started by someone else, would also skew the timings).
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("… waiting for another bench/run to finish", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _locked_main(args, wanted)
+
+
+def _locked_main(args: argparse.Namespace, wanted: set[str]) -> int:
+    pairs = max(args.pairs, 1)
+    naive_runs = pairs if args.naive_runs is None else args.naive_runs
+    opts = cases.Options(pairs, naive_runs, cold_runs=args.cold_runs, quick=args.quick)
+    LOG.write_text("", encoding="utf-8")
+    info = machine()
+    benches = [] if args.large_only else [apps.example_app]
+    if args.large or args.large_only:
+        benches.append(apps.large_app)
+    rows: list[cases.Row] = []
+    large = cases.Options(
+        args.large_pairs, args.large_naive_runs, cold_runs=args.cold_runs, quick=args.quick
+    )
+    try:
+        for make in benches:
+            rows += run_app(make(), wanted, large if make is apps.large_app else opts)
+    except BenchError as exc:
+        print(f"bench/run: {exc}\n(see {LOG})", file=sys.stderr)
+        return 1
+    text = render(rows, info, opts, large if args.large or args.large_only else None)
+    print(text)
+    (BENCH_HOME / "last-table.md").write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        data = [{**r.__dict__, "result": r.verdict} for r in rows]
+        args.json.write_text(json.dumps({"machine": info, "rows": data}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
