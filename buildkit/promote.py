@@ -47,10 +47,8 @@ def promote(
     ]
     policy = tagpolicy.make(dst_config, gitinfo.detect(config.app.context), release)
     for spec, result in zip(dst_specs, results, strict=True):
-        manifest = dst_client.manifest(*split_ref(spec.image)[1:])
-        assert manifest is not None
         for tag in policy.moving_for(spec.name):
-            pushing.write_tag(dst_client, spec, manifest, tag, immutable=False)
+            pushing.write_tag(dst_client, spec, tag, immutable=False, digest=result.digest)
         log.info(f"{result.layer}: {result.source} → {result.target} ({result.digest})")
     return results
 

@@ -31,15 +31,13 @@ def push_chain(
 ) -> None:
     for outcome in outcomes:
         _push_content(outcome, access, client)
-    manifests = {o.plan.spec.name: _manifest(client, o.plan.spec.image) for o in outcomes}
     app = outcomes[-1]
     if app.plan.spec.name == "app":
         for tag in policy.app_tags:
-            write_tag(client, app.plan.spec, manifests["app"], tag, immutable=True, outcome=app)
+            write_tag(client, app.plan.spec, tag, immutable=True, outcome=app)
     for outcome in outcomes:
         for tag in policy.moving_for(outcome.plan.spec.name):
-            manifest = manifests[outcome.plan.spec.name]
-            write_tag(client, outcome.plan.spec, manifest, tag, immutable=False, outcome=outcome)
+            write_tag(client, outcome.plan.spec, tag, immutable=False, outcome=outcome)
 
 
 def _manifest(client: RegistryClient, image: str) -> Manifest:
@@ -52,11 +50,10 @@ def _manifest(client: RegistryClient, image: str) -> Manifest:
 
 def _push_content(outcome: LayerOutcome, access: RegistryAccess, client: RegistryClient) -> None:
     spec = outcome.plan.spec
+    if outcome.digest is not None and not outcome.built:
+        return  # the plan found it in the registry under its content key: nothing to push
     _, repo, tag = split_ref(spec.image)
-    remote = client.exists(repo, tag)
-    if remote is not None and not outcome.built:
-        outcome.digest = remote
-        return  # already in the registry under its content key: nothing to push
+    remote = client.exists(repo, tag)  # a built layer: another run may have pushed it meanwhile
     if outcome.image_id is None:
         raise PushFailedError(
             f"{spec.image} is neither local nor in the registry; rerun without --push to build it"
@@ -102,15 +99,21 @@ def _sdk_push(image: str, access: RegistryAccess) -> str:
 def write_tag(
     client: RegistryClient,
     spec: LayerSpec,
-    manifest: Manifest,
     tag: str,
     *,
     immutable: bool,
     outcome: LayerOutcome | None = None,
+    digest: str | None = None,
 ) -> None:
-    """Point spec's repository:tag at manifest; an immutable tag that exists is left alone."""
+    """Point spec's repository:tag at spec's image (its manifest digest is `digest`, or the
+    outcome's); an immutable tag that exists is left alone. The manifest is fetched only when
+    the tag really has to move, so a no-op run costs one HEAD per tag."""
     repo = split_ref(spec.image)[1]
+    want = digest or (outcome.digest if outcome is not None else None)
     current = client.exists(repo, tag)
+    if want is not None and current == want:
+        return
+    manifest = _manifest(client, spec.image)
     if current == manifest.digest:
         return
     if current is not None and immutable:
