@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,14 +91,14 @@ def _dockerfile(config: Config, layer: str) -> Path:
     return config.layer(layer).dockerfile or shipped_dockerfile(layer)
 
 
-def ruby_spec(config: Config) -> LayerSpec:
+def ruby_spec(config: Config, files: hashing.DigestCache | None = None) -> LayerSpec:
     ruby = config.ruby
     dockerfile = _dockerfile(config, "ruby")
     inputs = _common_inputs(config, "ruby", dockerfile)
     inputs["ruby version"] = ruby.version
     inputs["configure options"] = " ".join(ruby.effective_configure_opts)
     inputs["base image"] = config.base_image
-    inputs["ruby source"] = _ruby_source_input(config)
+    inputs["ruby source"] = _ruby_source_input(config, files)
     inputs["ruby-build"] = _ruby_build_input(config)
     build_args = {
         "BASE_IMAGE": config.base_image,
@@ -124,12 +125,26 @@ def _extra_build_packages(jemalloc: bool, yjit: bool) -> dict[str, str]:
     return {"EXTRA_BUILD_PACKAGES": " ".join(packages)} if packages else {}
 
 
-def _ruby_source_input(config: Config) -> str:
+def cached_file_digest(path: Path, cache: hashing.DigestCache | None) -> str:
+    """sha256 hex of one file, from `cache` (keyed by absolute path) while its stat matches:
+    the no-op path must not re-read a 22 MB Ruby tarball on every run."""
+    if cache is None:
+        return hashing.hash_file(path)
+    st = path.stat()
+    found = cache.lookup(str(path), st)
+    if found is not None:
+        return found
+    digest = hashing.hash_file(path)
+    cache.store(str(path), st, digest, now_ns=time.time_ns())
+    return digest
+
+
+def _ruby_source_input(config: Config, files: hashing.DigestCache | None = None) -> str:
     source = config.ruby.source
     if source is None:
         return "ruby-build definition"
     if source.path is not None:
-        actual = hashing.hash_file(source.path)
+        actual = cached_file_digest(source.path, files)
         if source.sha256 and source.sha256 != actual:
             raise InputError(
                 f"{config.path}: ruby.source.path {source.path} has sha256 {actual}, not the "
@@ -238,6 +253,6 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
 
 def chain(config: Config, cache: hashing.DigestCache | None = None) -> list[LayerSpec]:
     """All three layers, in build order."""
-    ruby = ruby_spec(config)
+    ruby = ruby_spec(config, cache)  # same cache: absolute-path keys never clash with relpaths
     base = base_spec(config, ruby)
     return [ruby, base, app_spec(config, base, cache)]
