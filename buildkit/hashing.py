@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from buildkit import log
 from buildkit.dockerignore import IgnoreRules
@@ -34,11 +35,15 @@ _BATCH = 32  # files per pool task: amortizes task overhead over many small file
 # coarse filesystem's 2 s granularity) without its stat changing: don't cache its digest.
 _RACY_NS = 2_000_000_000
 _CACHE_VERSION = 1
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 _MAX_REASONS = 10
 
 _local = threading.local()
 
-_CacheEntry = tuple[int, int, int, str]  # size, mtime_ns, inode, digest
+# Cache entries stay the JSON lists they were loaded as, checked when used:
+# a file: [size, mtime_ns, inode, digest];
+# a directory's listing: [rules id, mtime_ns, ctime_ns, inode, kept names, subdirectories].
+_Raw = Any
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,11 @@ def hash_file(path: str | os.PathLike[str]) -> str:
 class DigestCache:
     """File digests keyed by (relpath, size, mtime_ns, inode), persisted as one JSON file.
 
+    It also keeps each walked directory's listing, keyed by the directory's mtime, ctime and
+    inode: adding, removing or renaming an entry changes them, so a warm walk of an unchanged
+    directory skips `scandir` and the ignore rules and only stats the files it listed (a
+    10k-file tree: about 3 times faster). ctime cannot be set back (tar, `touch -d` set mtime only).
+
     Use one cache file per build context. `save()` forgets files that a walk covered but
     no longer saw (deleted or now ignored); files outside every walked scope are kept, so
     hashing only the Gemfiles does not evict the rest of the app.
@@ -78,15 +88,19 @@ class DigestCache:
         """Remember where the cache lives; nothing is read until `load()`."""
         self.path = path
         self.loaded = False
-        self._entries: dict[str, _CacheEntry] = {}
+        self._now_ns = 0  # the start of the current walk (hash_tree sets it)
+        self._entries: dict[str, _Raw] = {}
+        self._dirs: dict[str, _Raw] = {}
+        self._dirs_seen: set[str] = set()
         self._seen: set[str] = set()
         self._scopes: set[str] = set()
         self._dirty = False
 
     def load(self) -> None:
         """Read the cache file; a missing, unreadable or corrupt one leaves the cache empty."""
-        self._entries = _read_entries(self.path)
+        self._entries, self._dirs = _read_entries(self.path)
         self._seen.clear()
+        self._dirs_seen.clear()
         self._scopes.clear()
         self._dirty = False
         self.loaded = True
@@ -94,17 +108,50 @@ class DigestCache:
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
         """The cached digest of `relpath` if its size, mtime and inode still match `st`."""
         entry = self._entries.get(relpath)
-        if entry is None or entry[:3] != (st.st_size, st.st_mtime_ns, st.st_ino):
+        # Entries are checked here, not at load: a damaged one is a miss, never a crash.
+        if (
+            type(entry) is not list
+            or len(entry) != 4
+            or entry[:3] != [st.st_size, st.st_mtime_ns, st.st_ino]
+            or type(entry[3]) is not str
+        ):
             return None
         self._seen.add(relpath)
         return entry[3]
+
+    def listing(self, reldir: str, st: os.stat_result, rules: str) -> list[Any] | None:
+        """The kept names of `reldir` as last walked with `rules`, if it is unchanged."""
+        entry = self._dirs.get(reldir)
+        if (
+            type(entry) is not list
+            or len(entry) != 6
+            or entry[:4] != [rules, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            or type(entry[4]) is not list
+            or type(entry[5]) is not list
+        ):
+            return None
+        self._dirs_seen.add(reldir)
+        return entry
+
+    def store_listing(
+        self, reldir: str, st: os.stat_result, rules: str, listing: tuple[list[str], list[str]]
+    ) -> None:
+        """Record a directory's kept names, unless it changed too recently to trust."""
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= self._now_ns - _RACY_NS:
+            self._dirty |= self._dirs.pop(reldir, None) is not None
+            return
+        entry = [rules, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, *listing]
+        self._dirs_seen.add(reldir)
+        if self._dirs.get(reldir) != entry:
+            self._dirs[reldir] = entry
+            self._dirty = True
 
     def store(self, relpath: str, st: os.stat_result, digest: str, *, now_ns: int) -> None:
         """Record a digest computed at `now_ns`, unless the file is too fresh to trust."""
         if st.st_mtime_ns >= now_ns - _RACY_NS:
             self._dirty |= self._entries.pop(relpath, None) is not None
             return
-        entry = (st.st_size, st.st_mtime_ns, st.st_ino, digest)
+        entry = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
         self._seen.add(relpath)
         if self._entries.get(relpath) != entry:
             self._entries[relpath] = entry
@@ -119,9 +166,12 @@ class DigestCache:
         stale = [rel for rel in self._entries if rel not in self._seen and self._walked(rel)]
         for rel in stale:
             del self._entries[rel]
-        if not (self._dirty or stale):
+        gone = [d for d in self._dirs if d not in self._dirs_seen and self._walked(d)]
+        for reldir in gone:
+            del self._dirs[reldir]
+        if not (self._dirty or stale or gone):
             return False
-        payload = {"version": _CACHE_VERSION, "entries": self._entries}
+        payload = {"version": _CACHE_VERSION, "entries": self._entries, "dirs": self._dirs}
         try:
             atomic_write_text(self.path, json.dumps(payload, separators=(",", ":")))
         except OSError as exc:  # a cache we cannot write only costs speed next time
@@ -152,11 +202,14 @@ def hash_tree(
     now_ns = time.time_ns()  # before any read, so the racy check errs on the safe side
     if cache is not None and not cache.loaded:
         cache.load()
-    found: dict[str, tuple[str, os.stat_result]] = {}
+    walk = _Walk(os.fspath(root), rules, cache)
+    if cache is not None:
+        cache._now_ns = now_ns
     for scope in _scopes(only):
-        _collect(os.fspath(root), scope, rules, found)
+        walk.collect(scope)
         if cache is not None:
             cache.mark_walked(scope)
+    found = walk.found
     files, misses = _known_entries(found, cache)
     digests = _hash_all([found[rel][0] for rel, _ in misses])
     for (rel, st), digest in zip(misses, digests, strict=True):
@@ -197,52 +250,107 @@ def _scopes(only: Sequence[str] | None) -> list[str]:
     return scopes
 
 
-def _collect(
-    root: str, scope: str, rules: IgnoreRules, found: dict[str, tuple[str, os.stat_result]]
-) -> None:
-    """Add every kept regular file and symlink under `root`/`scope` to `found`."""
-    if scope:
-        path = f"{root}/{scope}"
+class _Walk:
+    """One walk of a tree: every kept regular file and symlink, with its lstat, in `found`."""
+
+    def __init__(self, root: str, rules: IgnoreRules, cache: DigestCache | None) -> None:
+        self.root = root
+        self.rules = rules
+        self.cache = cache
+        self.rules_id = hashlib.sha256("\n".join(rules.patterns).encode()).hexdigest()[:16]
+        self.found: dict[str, tuple[str, os.stat_result]] = {}
+
+    def collect(self, scope: str) -> None:
+        """Add every kept file under `root`/`scope` ('' for the whole tree)."""
+        path = f"{self.root}/{scope}" if scope else self.root
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             return  # e.g. no vendor/cache: the scope simply contributes nothing
         if not stat.S_ISDIR(st.st_mode):
-            if _wanted(st.st_mode) and not rules.is_ignored(scope):
-                found[scope] = (path, st)
+            if scope and _wanted(st.st_mode) and not self.rules.is_ignored(scope):
+                self.found[scope] = (path, st)
             return
-        if not rules.may_descend(scope):
+        if scope and not self.rules.may_descend(scope):
             return
-    _walk(root, scope, rules, found)
+        stack = [(scope, st)]
+        while stack:
+            reldir, dir_st = stack.pop()
+            dirpath = f"{self.root}/{reldir}" if reldir else self.root
+            known = self.cache.listing(reldir, dir_st, self.rules_id) if self.cache else None
+            if known is not None:
+                self._relist(reldir, dirpath, known[4], known[5], stack)
+            else:
+                self._scan(reldir, dirpath, dir_st, stack)
 
-
-def _walk(
-    root: str, start: str, rules: IgnoreRules, found: dict[str, tuple[str, os.stat_result]]
-) -> None:
-    """Iterative os.scandir walk: d_type answers is_dir() without a stat per entry."""
-    stack = [start]
-    while stack:
-        reldir = stack.pop()
+    def _relist(
+        self,
+        reldir: str,
+        dirpath: str,
+        names: list[str],
+        subdirs: list[str],
+        stack: list[tuple[str, os.stat_result]],
+    ) -> None:
+        """An unchanged directory: stat what it held last time, no scandir, no ignore rules.
+        Names are resolved against the directory's fd: the kernel walks one component per
+        stat instead of the whole path (~15% of a warm walk on a 10k-file tree)."""
         prefix = reldir + "/" if reldir else ""
         try:
-            entries = os.scandir(f"{root}/{reldir}" if reldir else root)
+            fd = os.open(dirpath, _DIR_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            for name in names:
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if _wanted(st.st_mode):
+                    self.found[prefix + name] = (f"{dirpath}/{name}", st)
+            for name in subdirs:
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append((prefix + name, st))
+        finally:
+            os.close(fd)
+
+    def _scan(
+        self,
+        reldir: str,
+        dirpath: str,
+        dir_st: os.stat_result,
+        stack: list[tuple[str, os.stat_result]],
+    ) -> None:
+        """scandir: d_type answers is_dir() without a stat per entry."""
+        prefix = reldir + "/" if reldir else ""
+        names: list[str] = []
+        subdirs: list[str] = []
+        try:
+            entries = os.scandir(dirpath)
         except FileNotFoundError:
-            continue  # removed mid-walk
+            return  # removed mid-walk
         with entries:
             for entry in entries:
                 rel = prefix + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if rules.may_descend(rel):
-                        stack.append(rel)
-                elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not (
-                    rules.is_ignored(rel)
-                ):
-                    try:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if self.rules.may_descend(rel):
+                            stack.append((rel, entry.stat(follow_symlinks=False)))
+                            subdirs.append(entry.name)
+                    elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not (
+                        self.rules.is_ignored(rel)
+                    ):
+                        names.append(entry.name)
                         st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    if _wanted(st.st_mode):  # re-checked: it may have been replaced since
-                        found[rel] = (entry.path, st)
+                        if _wanted(st.st_mode):  # re-checked: it may have been replaced since
+                            self.found[rel] = (entry.path, st)
+                except FileNotFoundError:
+                    continue
+        if self.cache is not None:
+            self.cache.store_listing(reldir, dir_st, self.rules_id, (names, subdirs))
 
 
 def _wanted(mode: int) -> bool:
@@ -302,24 +410,16 @@ def _combine(files: Mapping[str, str]) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def _read_entries(path: Path) -> dict[str, _CacheEntry]:
-    """Parse a cache file, keeping only well-formed entries; any damage means empty."""
+def _read_entries(path: Path) -> tuple[dict[str, _Raw], dict[str, _Raw]]:
+    """Parse a cache file; any damage to its shape means empty. Single entries are checked
+    when looked up (a 10k-file cache loads in ~10 ms instead of ~20 with a validating pass)."""
     try:
         raw = json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):
-        return {}
+        return {}, {}
     if not isinstance(raw, dict) or raw.get("version") != _CACHE_VERSION:
-        return {}
-    entries = raw.get("entries")
-    if not isinstance(entries, dict):
-        return {}
-    valid: dict[str, _CacheEntry] = {}
-    for rel, entry in entries.items():
-        if (
-            isinstance(entry, list)
-            and len(entry) == 4
-            and all(type(x) is int for x in entry[:3])
-            and isinstance(entry[3], str)
-        ):
-            valid[rel] = (entry[0], entry[1], entry[2], entry[3])
-    return valid
+        return {}, {}
+    entries, dirs = raw.get("entries"), raw.get("dirs", {})
+    if not isinstance(entries, dict) or not isinstance(dirs, dict):
+        return {}, {}
+    return entries, dirs

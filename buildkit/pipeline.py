@@ -10,17 +10,20 @@ import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from buildkit import contexts, gitinfo, labels, log, pushing, secrets, state, tagpolicy
+from buildkit import gitinfo, labels, log, pushing, secrets, state, tagpolicy
 from buildkit.access import RegistryAccess, open_registry
 from buildkit.config import LAYERS, Config
-from buildkit.engine import builder, docker_api, ecr_repos
-from buildkit.engine.progress import Step
+from buildkit.engine import docker_api, ecr_repos
 from buildkit.engine.registry import RegistryClient, split_ref
 from buildkit.errors import ImgbuildError
 from buildkit.layers import LayerSpec, repository_name
 from buildkit.plan import LayerPlan, make_plan, record
+
+if TYPE_CHECKING:
+    from buildkit.engine import builder
+    from buildkit.engine.progress import Step
 
 MOVING_TAG = "latest"  # the cache-from source: moved on release builds (tagpolicy)
 
@@ -71,9 +74,9 @@ class RunOptions:
 
 
 def preflight(config: Config, *, push: bool) -> None:
-    """Fail fast, with one line, on what would fail later: daemon, registry. BuildKit itself is
-    checked (builder.detect) before the first build only: a no-op run never needs it."""
-    docker_api.client()
+    """Fail fast, with one line, on what would fail later. The daemon (docker_api.client) and
+    BuildKit (builder.detect) are checked when first needed: a no-op `--push` whose images are
+    all in the registry never starts the Docker SDK (~0.25 s of imports and a ping)."""
     if push and not config.registry:
         raise ImgbuildError(
             f"{config.path}: --push needs a registry; set registry: in the config, "
@@ -105,12 +108,46 @@ def run(
         ensure_ecr_repositories(config, access)
     client = access.client() if config.registry else None
     force = frozenset({options.target}) if options.no_cache else frozenset()
-    plans = make_plan(config, options.target, registry=client, force=force)
+    plans = make_plan(config, options.target, registry=client, force=force, push=options.push)
     outcomes = [LayerOutcome(plan=p, image_id=p.local_id, digest=p.remote_digest) for p in plans]
     phases["plan"] = timer.seconds
     _announce(plans)
     git = gitinfo.detect(config.app.context)
     stale = [o for o in outcomes if o.plan.status == "build"]
+    if stale:
+        _build_stale(config, options, stale, access, client, git)
+    target = outcomes[-1]
+    if not options.push and target.image_id is None:
+        pull_timer = log.Timer()
+        _pull(target, access)
+        phases["pull"] = pull_timer.seconds
+    if options.push:
+        assert client is not None
+        push_timer = log.Timer()
+        policy = tagpolicy.make(config, git, options.release_tags)
+        pushing.push_chain(outcomes, access, client, policy)
+        pushed = sum(o.push_seconds for o in outcomes)
+        phases["tags"] = max(0.0, push_timer.seconds - pushed)
+    record_timer = log.Timer()
+    for outcome in outcomes:
+        record(config, outcome.plan.spec)
+    phases["record"] = record_timer.seconds
+    return outcomes
+
+
+def _build_stale(
+    config: Config,
+    options: RunOptions,
+    stale: list[LayerOutcome],
+    access: RegistryAccess,
+    client: RegistryClient | None,
+    git: gitinfo.GitInfo,
+) -> None:
+    # Loaded only when something is built: the staging and BuildKit modules cost a no-op run
+    # tens of ms of imports (tarfile, the progress parser).
+    from buildkit.engine import builder
+
+    docker_api.client()  # a daemon that does not answer is exit 5, before BuildKit's check
     base_secrets = config.base.secrets if any(o.plan.spec.name == "base" for o in stale) else ()
     where = f"{config.path}: base.secrets"
     with access.build_env() as env, secrets.bundle_env_file(base_secrets, where=where) as files:
@@ -129,23 +166,6 @@ def run(
                 env=env,
                 secrets=build_secrets,
             )
-    target = outcomes[-1]
-    if not options.push and target.image_id is None:
-        pull_timer = log.Timer()
-        _pull(target, access)
-        phases["pull"] = pull_timer.seconds
-    if options.push:
-        assert client is not None
-        push_timer = log.Timer()
-        policy = tagpolicy.make(config, git, options.release_tags)
-        pushing.push_chain(outcomes, access, client, policy)
-        pushed = sum(o.push_seconds for o in outcomes)
-        phases["tags"] = max(0.0, push_timer.seconds - pushed)
-    record_timer = log.Timer()
-    for outcome in outcomes:
-        record(config, outcome.plan.spec)
-    phases["record"] = record_timer.seconds
-    return outcomes
 
 
 def _announce(plans: list[LayerPlan]) -> None:
@@ -175,13 +195,20 @@ def _build_labels(spec: LayerSpec, git: gitinfo.GitInfo, config: Config) -> dict
 
 def _cache_from(spec: LayerSpec, config: Config, client: RegistryClient | None) -> list[str]:
     """Registry images whose inline cache this build may reuse: the layer's `latest` and the
-    image this machine last used for it. Only refs that exist, so logs carry no false errors."""
+    image this machine last used for it. Only refs that exist, so logs carry no false errors.
+
+    None when that last image is in the local daemon: BuildKit's local cache then holds its
+    steps, and importing a registry cache costs a build manifest and config round trips per
+    ref for nothing (a source change misses from the COPY on anyway)."""
     if client is None:
         return []
     candidates = [f"{spec.repository}:{MOVING_TAG}"]
     previous = state.load(config.cache_dir, spec.repository)
-    if previous is not None and previous.image not in (spec.image, *candidates):
-        candidates.append(previous.image)
+    if previous is not None and previous.image != spec.image:
+        if docker_api.local_image(previous.image) is not None:
+            return []
+        if previous.image not in candidates:
+            candidates.append(previous.image)
     refs = []
     for ref in candidates:
         _, repo, tag = split_ref(ref)
@@ -201,6 +228,9 @@ def _build(
     env: Mapping[str, str],
     secrets: Mapping[str, Path],
 ) -> None:
+    from buildkit import contexts
+    from buildkit.engine import builder
+
     spec = outcome.plan.spec
     log.info(f"{spec.name}: building {spec.image}")
     # Staged Dockerfiles and the ruby context are shared per cache dir and image: concurrent

@@ -56,9 +56,12 @@ def make_plan(
     *,
     registry: RegistryClient | None = None,
     force: frozenset[str] = frozenset(),
+    push: bool = False,
 ) -> list[LayerPlan]:
     """Plan the chain up to target. `force` names layers to rebuild even when up to date;
-    without a registry client only the local daemon is asked."""
+    without a registry client only the local daemon is asked. The daemon is not asked about a
+    layer the registry has, unless the run needs that image locally (the target, without
+    `push`): a no-op `--push` never touches the daemon."""
     cache = digest_cache(config)
     cache.load()
     specs = layers.chain(config, cache)[: len(layers_up_to(target))]
@@ -66,7 +69,10 @@ def make_plan(
     plans: list[LayerPlan] = []
     for spec in specs:
         parent_plan = plans[-1] if plans else None
-        plans.append(_plan_layer(config, spec, parent_plan, registry, spec.name in force))
+        needs_local = not push and spec.name == target
+        plans.append(
+            _plan_layer(config, spec, parent_plan, registry, spec.name in force, needs_local)
+        )
     return plans
 
 
@@ -76,12 +82,15 @@ def _plan_layer(
     parent: LayerPlan | None,
     registry: RegistryClient | None,
     forced: bool,
+    needs_local: bool,
 ) -> LayerPlan:
-    local = docker_api.local_image(spec.image)
     remote = None
     if registry is not None:
         _, repo, tag = split_ref(spec.image)
         remote = registry.exists(repo, tag)
+    local = None
+    if remote is None or needs_local:
+        local = docker_api.local_image(spec.image)
     present = local is not None or remote is not None
     if present and not forced:
         status: Status = "up-to-date"

@@ -296,3 +296,114 @@ def test_timestamps_in_the_future_are_never_cached(app: Path, tmp_path: Path) ->
     cache.save()
     cache = DigestCache(tmp_path / "digests.json")
     assert hash_tree(app, DEFAULTS, cache=cache).files_read == 1
+
+
+# -- directory listings: a warm walk of an unchanged directory skips scandir
+
+
+@pytest.fixture
+def listings_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fresh test directories have a ctime of now: trust them without waiting 2 s."""
+    import buildkit.hashing
+
+    monkeypatch.setattr(buildkit.hashing, "_RACY_NS", 0)
+
+
+def scandir_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = os.scandir
+
+    def spy(path: str) -> object:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", spy)
+    return calls
+
+
+def warm_tree(root: Path, path: Path, rules: IgnoreRules = DEFAULTS) -> TreeDigest:
+    cache = DigestCache(path)
+    tree = hash_tree(root, rules, cache=cache)
+    cache.save()
+    return tree
+
+
+@pytest.mark.usefixtures("listings_trusted")
+def test_unchanged_directories_are_not_scanned_again(
+    app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "digests.json"
+    first = warm_tree(app, path)
+    calls = scandir_calls(monkeypatch)
+    second = warm_tree(app, path)
+    assert calls == []
+    assert second == first
+    assert second.files_read == 0
+    assert second.digest == hash_tree(app, DEFAULTS).digest
+
+
+@pytest.mark.usefixtures("listings_trusted")
+def test_added_removed_and_renamed_files_are_seen(app: Path, tmp_path: Path) -> None:
+    path = tmp_path / "digests.json"
+    warm_tree(app, path)
+    write(app, "app/models/post.rb", "class Post; end\n")
+    assert "app/models/post.rb" in warm_tree(app, path).files
+    (app / "app/models/post.rb").rename(app / "app/models/article.rb")
+    renamed = warm_tree(app, path)
+    assert "app/models/article.rb" in renamed.files
+    assert "app/models/post.rb" not in renamed.files
+    (app / "app/models/article.rb").unlink()
+    gone = warm_tree(app, path)
+    assert "app/models/article.rb" not in gone.files
+    assert gone.digest == hash_tree(app, DEFAULTS).digest
+
+
+@pytest.mark.usefixtures("listings_trusted")
+def test_directory_mtime_set_back_does_not_hide_a_new_file(app: Path, tmp_path: Path) -> None:
+    """tar and `touch -d` restore a directory's mtime; its ctime still moves."""
+    path = tmp_path / "digests.json"
+    warm_tree(app, path)
+    models = app / "app/models"
+    before = models.stat()
+    write(app, "app/models/extracted.rb", "from a tarball")
+    os.utime(models, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert models.stat().st_mtime_ns == before.st_mtime_ns
+    assert "app/models/extracted.rb" in warm_tree(app, path).files
+
+
+@pytest.mark.usefixtures("listings_trusted")
+def test_listings_belong_to_their_ignore_rules(app: Path, tmp_path: Path) -> None:
+    path = tmp_path / "digests.json"
+    assert "log/development.log" not in warm_tree(app, path, DEFAULTS).files
+    assert "log/development.log" in warm_tree(app, path, NOTHING).files
+    assert "log/development.log" not in warm_tree(app, path, DEFAULTS).files
+
+
+@pytest.mark.usefixtures("listings_trusted")
+def test_edited_file_in_a_relisted_directory_is_rehashed(app: Path, tmp_path: Path) -> None:
+    path = tmp_path / "digests.json"
+    warm_tree(app, path)
+    write(app, "app/models/user.rb", "class User < Base; end\n", old=False)
+    tree = warm_tree(app, path)
+    assert tree.files_read == 1
+    assert tree.files["app/models/user.rb"] == sha(b"class User < Base; end\n")
+
+
+def test_fresh_directories_are_rescanned(
+    app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within the racy window a directory may still change in the same mtime tick."""
+    path = tmp_path / "digests.json"
+    warm_tree(app, path)
+    calls = scandir_calls(monkeypatch)
+    warm_tree(app, path)
+    assert calls  # the fixture's directories are seconds old: never trusted
+
+
+@pytest.mark.usefixtures("listings_trusted")
+def test_damaged_listings_are_ignored(app: Path, tmp_path: Path) -> None:
+    path = tmp_path / "digests.json"
+    expected = hash_tree(app, DEFAULTS).digest
+    for dirs in ('{"": "x", "app": [1, 2]}', '{"": ["r", 1, 2, 3, "no", []]}', "[]"):
+        path.write_text(f'{{"version": 1, "entries": {{}}, "dirs": {dirs}}}')
+        assert warm_tree(app, path).digest == expected

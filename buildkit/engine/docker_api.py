@@ -11,8 +11,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
-
 from buildkit import log
 from buildkit.errors import DaemonUnavailableError, PushFailedError, RegistryError
 
@@ -124,13 +122,20 @@ def _scan(stream: Iterable[Mapping[str, Any]], what: str) -> str | None:
     return digest
 
 
-@retry(
-    retry=retry_if_exception(_is_transient),
-    stop=stop_after_attempt(5),
-    wait=wait_exponential(multiplier=0.5, max=8),
-    before_sleep=_before_sleep,
-    reraise=True,
-)
+def _retrying(attempts: int) -> Any:
+    """Retries of transient push/pull errors; tenacity (which imports asyncio) loads only here,
+    not on the import path of every run."""
+    import tenacity
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_is_transient),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=8),
+        before_sleep=_before_sleep,
+        reraise=True,
+    )
+
+
 def _push_once(ref: str, auth: Mapping[str, str] | None) -> str:
     repository, _, tag_name = ref.rpartition(":")
     stream = client().api.push(repository, tag=tag_name, stream=True, decode=True, auth_config=auth)
@@ -143,19 +148,13 @@ def _push_once(ref: str, auth: Mapping[str, str] | None) -> str:
 def push(ref: str, auth: Mapping[str, str] | None = None) -> str:
     """Push ref (retried on transient errors); return the manifest digest."""
     try:
-        return _push_once(ref, auth)
+        digest: str = _retrying(5)(_push_once, ref, auth)
+        return digest
     except _StreamError as exc:
         hint = "check the registry and its credentials" if not exc.transient else "retry later"
         raise PushFailedError(f"{exc}; {hint}") from None
 
 
-@retry(
-    retry=retry_if_exception(_is_transient),
-    stop=stop_after_attempt(4),
-    wait=wait_exponential(multiplier=0.5, max=8),
-    before_sleep=_before_sleep,
-    reraise=True,
-)
 def _pull_once(ref: str, auth: Mapping[str, str] | None) -> None:
     repository, _, tag_name = ref.rpartition(":")
     _scan(
@@ -166,6 +165,6 @@ def _pull_once(ref: str, auth: Mapping[str, str] | None) -> None:
 
 def pull(ref: str, auth: Mapping[str, str] | None = None) -> None:
     try:
-        _pull_once(ref, auth)
+        _retrying(4)(_pull_once, ref, auth)
     except _StreamError as exc:
         raise RegistryError(f"{exc}; check the registry and its credentials") from None

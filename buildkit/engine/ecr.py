@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
-
 from buildkit import log, proc
 from buildkit.engine.credentials import Auth
 from buildkit.errors import AwsError
@@ -69,6 +67,7 @@ def _call(
     what: str, function: Callable[..., T], allowed: tuple[str, ...], kwargs: dict[str, Any]
 ) -> T | None:
     from botocore.exceptions import BotoCoreError, ClientError
+    from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
     @retry(
         retry=retry_if_exception(_transient),

@@ -8,22 +8,16 @@ are retried with backoff on connection errors and 5xx; a dead registry fails wit
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
-
-from tenacity import (
-    retry,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-)
 
 from buildkit import log
 from buildkit.engine import credentials
@@ -82,7 +76,25 @@ def is_loopback(host: str) -> bool:
 
 
 def _log_retry(state: Any) -> None:
-    log.warn(f"registry request failed ({state.outcome.exception()}); retrying")
+    _log_failure(state.outcome.exception())
+
+
+def _log_failure(exc: BaseException | None) -> None:
+    log.warn(f"registry request failed ({exc}); retrying")
+
+
+@functools.cache
+def _retrying() -> Any:
+    """Attempts 2 to 4 of a request (the first one runs without tenacity), within 8 s in all."""
+    import tenacity
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, _Transient)),
+        stop=(tenacity.stop_after_attempt(3) | tenacity.stop_after_delay(8)),
+        wait=tenacity.wait_exponential(multiplier=0.2, max=2),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
 
 
 def split_ref(ref: str) -> tuple[str, str, str]:
@@ -207,14 +219,22 @@ class RegistryClient:
                 "--registry / IMGBUILD_REGISTRY"
             ) from None
 
-    @retry(
-        retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
-        stop=(stop_after_attempt(4) | stop_after_delay(8)),
-        wait=wait_exponential(multiplier=0.2, max=2),
-        before_sleep=_log_retry,
-        reraise=True,
-    )
     def _request_with_retry(
+        self, method: str, path: str, repo: str, body: Body = None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        try:
+            return self._attempt(method, path, repo, body)
+        except _Transient as exc:
+            _log_failure(exc)
+            time.sleep(0.2)  # backoff before attempt 2; tenacity spaces the later ones
+        # Only a failed first attempt loads tenacity (and the asyncio it imports: ~40 ms on the
+        # hot path of every no-op run otherwise).
+        result: tuple[int, Mapping[str, str], bytes] = _retrying().copy()(
+            self._attempt, method, path, repo, body
+        )
+        return result
+
+    def _attempt(
         self, method: str, path: str, repo: str, body: Body = None
     ) -> tuple[int, Mapping[str, str], bytes]:
         status, headers, data = self._send(method, path, self._auth_header(repo), body)

@@ -124,6 +124,7 @@ def for_run(
             image=o.plan.spec.image,
             key=o.plan.spec.key,
             local=o.built and not o.pushed,  # a fresh local build may shadow an older registry copy
+            digest=o.digest if o.digest and o.digest.startswith("sha256:") else None,
         )
         for o in outcomes
     ]

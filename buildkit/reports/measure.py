@@ -9,14 +9,17 @@ history, so a blob is read once per machine at most, and only for layers nobody 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import platform
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from buildkit import log
+from buildkit import fsutil, log
 from buildkit.access import RegistryAccess
 from buildkit.config import Config
 from buildkit.engine import docker_api
@@ -40,6 +43,7 @@ class Target:
     image: str
     key: str = ""
     local: bool = False
+    digest: str | None = None  # its manifest digest in the registry, when the caller knows it
 
 
 @dataclass(kw_only=True)
@@ -56,6 +60,31 @@ class _Facts:
     uncompressed: list[int | None]
     created_by: list[str]
     total_uncompressed: int | None = None
+
+
+# A manifest never changes under its digest, so what it says about an image (config, layers,
+# history) is cached by digest: a run that built nothing measures its chain with one HEAD per
+# image instead of a manifest and a config GET each.
+_FACTS_FIELDS = ("config_digest", "diff_ids", "digests", "compressed", "created_by")
+
+
+def _facts_path(cache_dir: Path, digest: str, wanted_platform: str) -> Path:
+    name = hashlib.sha256(f"{digest} {wanted_platform}".encode()).hexdigest()[:32]
+    return cache_dir / "reports" / "manifests" / f"{name}.json"
+
+
+def _cached_facts(path: Path, ref: str, digest: str) -> _Facts | None:
+    data = fsutil.read_json(path)
+    if not isinstance(data, dict) or any(k not in data for k in _FACTS_FIELDS):
+        return None
+    layers = len(data["diff_ids"])
+    return _Facts(
+        image=ref,
+        digest=digest,
+        source="registry",
+        uncompressed=[None] * layers,
+        **{k: data[k] for k in _FACTS_FIELDS},
+    )
 
 
 class Measurer:
@@ -94,12 +123,28 @@ class Measurer:
             )
         return self._clients[host], repo, tag
 
-    def _from_registry(self, ref: str) -> _Facts | None:
+    def _from_registry(self, ref: str, known_digest: str | None = None) -> _Facts | None:
         located = self.locate(ref)
         if located is None:
             return None
         client, repo, tag = located
-        manifest = client.manifest(repo, tag)
+        digest = known_digest or client.exists(repo, tag)
+        if digest is None:
+            return None
+        cache = _facts_path(self.config.cache_dir, digest, self._wanted_platform())
+        cached = _cached_facts(cache, ref, digest) if digest.startswith("sha256:") else None
+        if cached is not None:
+            return cached
+        facts = self._fetch_facts(client, repo, tag if digest == "unknown" else digest, ref)
+        if facts is not None and digest.startswith("sha256:"):
+            known = dataclasses.asdict(facts)
+            fsutil.atomic_write_json(cache, {k: known[k] for k in _FACTS_FIELDS})
+        return facts
+
+    def _fetch_facts(
+        self, client: RegistryClient, repo: str, reference: str, ref: str
+    ) -> _Facts | None:
+        manifest = client.manifest(repo, reference)
         if manifest is None:
             return None
         body = self._platform_manifest(client, repo, manifest.body)
@@ -125,14 +170,16 @@ class Measurer:
             created_by=created if len(created) == len(layers) else [""] * len(layers),
         )
 
+    def _wanted_platform(self) -> str:
+        return self.config.platform or f"linux/{_ARCH.get(platform.machine(), 'amd64')}"
+
     def _platform_manifest(
         self, client: RegistryClient, repo: str, body: Mapping[str, Any]
     ) -> Mapping[str, Any] | None:
         """The image manifest itself, or the entry of an index for our platform."""
         if "manifests" not in body:
             return body
-        wanted = self.config.platform or f"linux/{_ARCH.get(platform.machine(), 'amd64')}"
-        os_name, _, arch = wanted.partition("/")
+        os_name, _, arch = self._wanted_platform().partition("/")
         for entry in body["manifests"]:
             found = entry.get("platform") or {}
             if found.get("os") == os_name and found.get("architecture") == arch.split("/")[0]:
@@ -169,20 +216,10 @@ class Measurer:
             total_uncompressed=int(attrs.get("Size") or 0),
         )
 
-    def facts(self, ref: str, *, local: bool = False) -> _Facts | None:
-        order = (
-            (self._from_daemon, self._from_registry)
-            if local
-            else (
-                self._from_registry,
-                self._from_daemon,
-            )
-        )
-        for source in order:
-            found = source(ref)
-            if found is not None:
-                return found
-        return None
+    def facts(self, ref: str, *, local: bool = False, digest: str | None = None) -> _Facts | None:
+        if local:
+            return self._from_daemon(ref) or self._from_registry(ref)
+        return self._from_registry(ref, digest) or self._from_daemon(ref)
 
     # -- uncompressed sizes of registry images
 
@@ -214,7 +251,7 @@ class Measurer:
 
     def measure(self, targets: Sequence[Target]) -> list[ImageSizes | None]:
         """Measure each target (in chain order: ruby, base, app); None for an image not found."""
-        found = [self.facts(t.image, local=t.local) for t in targets]
+        found = [self.facts(t.image, local=t.local, digest=t.digest) for t in targets]
         for each in sorted((f for f in found if f), key=lambda f: f.source != "registry"):
             self._fill(each)  # registry images first: their tar sizes serve the local-only ones
         self.store.save()
