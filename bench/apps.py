@@ -78,7 +78,9 @@ class BenchApp:
             directory = self.workdir / "raw" / layer
             directory.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(specs[layer].dockerfile, directory / "Dockerfile")
-            rendered = dockerignore.render(specs[layer].ignore)
+            spec = specs[layer]
+            # Raw docker has no bulk split: the whole context in one COPY, as written.
+            rendered = dockerignore.render(spec.bulk.ignore if spec.bulk else spec.ignore)
             (directory / "Dockerfile.dockerignore").write_text(rendered, encoding="utf-8")
 
     def raw_build_argv(
@@ -96,7 +98,10 @@ class BenchApp:
         argv = [DOCKER, "buildx", "build", "--load", "--progress=plain"]
         argv += ["-f", str(dockerfile or self.workdir / "raw" / layer / "Dockerfile")]
         argv += ["--cache-to", "type=inline"]
-        for key, value in {**spec.build_args, **(overrides or {})}.items():
+        args = dict(spec.build_args)
+        if spec.bulk is not None:  # raw docker builds the app FROM the base image itself
+            args["BASE_IMAGE"] = specs["base"].image
+        for key, value in {**args, **(overrides or {})}.items():
             argv += ["--build-arg", f"{key}={value}"]
         if cold:
             argv.append("--no-cache")

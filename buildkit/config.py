@@ -24,6 +24,8 @@ from buildkit.yamlsrc import Document, load
 
 DEFAULT_CONFIG_NAME = "imgbuild.yaml"
 LAYERS = ("ruby", "base", "app")
+#: Rails' usual homes of images, fonts and precompiled assets: big, and rarely edited.
+DEFAULT_BULK = ("app/assets/images", "app/assets/fonts", "public/assets", "vendor/assets")
 
 #: IMGBUILD_* variables that override top-level keys (flags override these in turn).
 ENV_OVERRIDES = {
@@ -84,6 +86,9 @@ class AppConfig(LayerCommon):
     port: int = 3000
     user: str = "app"
     source_url: str | None = None
+    # Large, rarely changing files copied in layers of their own under the source, so a source
+    # change rebuilds and pushes only the source (layers.BulkSpec). [] turns it off.
+    bulk: tuple[str, ...] = DEFAULT_BULK
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,5 +259,6 @@ def _app(doc: Document, raw: Mapping[str, Any], root: Path) -> AppConfig:
         port=schema.port(doc, raw.get("port", 3000)),
         user=schema.unix_name(doc, "app.user", raw.get("user", "app")),
         source_url=schema.optional_str(doc, "app.source_url", raw.get("source_url")),
+        bulk=schema.relative_paths(doc, "app.bulk", raw.get("bulk", list(DEFAULT_BULK))),
         **_common(doc, "app", raw, root),
     )

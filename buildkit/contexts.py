@@ -25,6 +25,8 @@ from buildkit.errors import InputError
 from buildkit.fsutil import atomic_write_text
 from buildkit.layers import LayerSpec
 
+SHARED_GEM_MOUNT = "imgbuild-bundle"  # the cache mount id in images/base/Dockerfile
+
 RUBY_BUILD_URL = "https://github.com/rbenv/ruby-build/archive/refs/tags/{tag}.tar.gz"
 
 
@@ -52,9 +54,33 @@ def stage_dockerfile(config: Config, spec: LayerSpec) -> Path:
     """Copy the layer's Dockerfile next to its generated ignore file; return the copy's path."""
     directory = _staging(config, spec, "dockerfiles")
     target = directory / "Dockerfile"
-    atomic_write_text(target, spec.dockerfile.read_text(encoding="utf-8"))
+    atomic_write_text(target, _own_gem_mount(spec, spec.dockerfile.read_text(encoding="utf-8")))
     atomic_write_text(directory / "Dockerfile.dockerignore", dockerignore.render(spec.ignore))
     return target
+
+
+def stage_bulk_dockerfile(config: Config, spec: LayerSpec) -> Path:
+    """The generated Dockerfile of the app's bulk image (bulk.py), next to the app's own
+    ignore rules without the bulk exclusions; staged under the app layer's lock."""
+    assert spec.bulk is not None
+    directory = _staging(config, spec, "dockerfiles") / "bulk"
+    directory.mkdir(exist_ok=True)
+    target = directory / "Dockerfile"
+    atomic_write_text(target, spec.bulk.dockerfile())
+    atomic_write_text(directory / "Dockerfile.dockerignore", dockerignore.render(spec.bulk.ignore))
+    return target
+
+
+def _own_gem_mount(spec: LayerSpec, text: str) -> str:
+    """Give the gem cache mount an id of its own per BUNDLE_CACHE_KEY (BuildKit v0.8 does not
+    expand ARGs in --mount options). With one shared id, a `--no-cache` build replaces the
+    mount with an empty one for every app on the daemon, and the next builds recompile all
+    their gems; now it only empties its own."""
+    key = spec.build_args.get("BUNDLE_CACHE_KEY")
+    if not key:
+        return text
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    return text.replace(f"id={SHARED_GEM_MOUNT},", f"id={SHARED_GEM_MOUNT}-{safe},")
 
 
 def stage_ruby_context(config: Config, spec: LayerSpec) -> Path:

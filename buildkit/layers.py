@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from buildkit import bulk as bulkmod
 from buildkit import dockerignore, hashing
 from buildkit.config import Config
 from buildkit.errors import InputError
@@ -38,6 +39,7 @@ class LayerSpec:
     ignore: tuple[str, ...]  # Dockerfile-specific .dockerignore patterns
     build_args: Mapping[str, str]
     inputs: Mapping[str, str] = field(repr=False)  # what the key covers, for "why rebuild?"
+    bulk: bulkmod.BulkSpec | None = None  # app only: the hidden image it is built FROM
 
     @property
     def tag(self) -> str:
@@ -230,14 +232,25 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
     tree = hashing.hash_tree(app.context, rules, cache=cache)
     inputs = _common_inputs(config, "app", dockerfile)
     inputs.update({"command": app.command, "port": str(app.port), "user": app.user})
-    key = compute_key("app", parent.key, {**inputs, "tree": tree.digest})
-    inputs.update({f"file:{path}": digest for path, digest in tree.files.items()})
     patterns = (
         *dockerignore.DEFAULT_PATTERNS,
         *dockerignore.read_dockerignore(app.context / ".dockerignore"),
     )
+    bulk = bulkmod.plan(
+        paths=app.bulk,
+        files=tree.files,
+        base_key=parent.key,
+        app_dockerfile_text=dockerfile.read_text(encoding="utf-8"),
+        repository=repository(config, "app"),
+        ignore=patterns,
+    )
+    if bulk is not None:  # only then: an app without bulk files keeps its key
+        inputs["bulk paths"] = " ".join(bulk.paths)
+        patterns = (*patterns, *bulk.exclusions())
+    key = compute_key("app", parent.key, {**inputs, "tree": tree.digest})
+    inputs.update({f"file:{path}": digest for path, digest in tree.files.items()})
     build_args = {
-        "BASE_IMAGE": parent.image,
+        "BASE_IMAGE": bulk.image if bulk else parent.image,
         "APP_COMMAND": app.command,
         "APP_PORT": str(app.port),
         "APP_USER": app.user,
@@ -253,6 +266,7 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         ignore=patterns,
         build_args=build_args,
         inputs=inputs,
+        bulk=bulk,
     )
 
 

@@ -77,12 +77,23 @@ def _push_content(outcome: LayerOutcome, access: RegistryAccess, client: Registr
             "nothing was pushed: keep the registry's image or change an input"
         )
     timer = log.Timer()
+    if spec.bulk is not None:
+        _push_bulk(spec.bulk.image, access, client)
     log.info(f"{spec.name}: pushing {spec.image}")
     digest = _sdk_push(spec.image, access)
     outcome.digest = digest
     outcome.push_seconds = timer.seconds
     outcome.pushed = True
     outcome.tags.append(tag)
+
+
+def _push_bulk(image: str, access: RegistryAccess, client: RegistryClient) -> None:
+    """The app's bulk image, before the app (they share its layers, so the app push then
+    skips them): other machines import it as cache instead of re-uploading the bulk."""
+    _, repo, tag = split_ref(image)
+    if client.exists(repo, tag) is None and docker_api.local_image(image) is not None:
+        log.info(f"app: pushing its bulk image {image}")
+        _sdk_push(image, access)
 
 
 def _sdk_push(image: str, access: RegistryAccess) -> str:

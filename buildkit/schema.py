@@ -47,6 +47,7 @@ KEYS: dict[str, Any] = {
         "port": None,
         "user": None,
         "source_url": None,
+        "bulk": None,
         **_COMMON,
     },
 }
@@ -116,6 +117,20 @@ def str_list(doc: Document, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
         raise _type_error(doc, key, "a list of strings", value)
     return tuple(str(v) for v in value)
+
+
+def relative_paths(doc: Document, key: str, value: Any) -> tuple[str, ...]:
+    """Paths inside the context, `/`-separated, without `..`: 'app/assets/images'."""
+    paths = []
+    for raw in str_list(doc, key, value):
+        clean = "/".join(part for part in raw.strip().split("/") if part not in ("", "."))
+        if raw.startswith("/") or ".." in clean.split("/") or not clean:
+            raise ConfigError(
+                f"{doc.where(key)}: '{raw}' in {key} must be a path inside the app context, "
+                "like app/assets/images"
+            )
+        paths.append(clean)
+    return tuple(paths)
 
 
 def str_mapping(doc: Document, key: str, value: Any) -> dict[str, str]:

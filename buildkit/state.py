@@ -6,12 +6,15 @@ it only makes the reasons vaguer ("no earlier build recorded"), never the decisi
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildkit.fsutil import atomic_write_json, read_json
+from buildkit.fsutil import atomic_write_text, read_json
+
+_HEAD = 4096  # key and image are written first: enough to tell an unchanged record
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,18 @@ def load(cache_dir: Path, repository: str) -> LayerRecord | None:
 
 
 def save(cache_dir: Path, repository: str, record: LayerRecord) -> None:
-    atomic_write_json(
-        _path(cache_dir, repository),
-        {"key": record.key, "image": record.image, "inputs": dict(record.inputs)},
-    )
+    """Write the record, unless the file already holds this key and image: the key is a digest
+    of the inputs, so they are the same too (a 10k-file app's record is ~1 MB to rewrite)."""
+    path = _path(cache_dir, repository)
+    head = {"key": record.key, "image": record.image}
+    if _starts_with(path, json.dumps(head, indent=2)[:-2]):  # up to the image's closing quote
+        return
+    atomic_write_text(path, json.dumps({**head, "inputs": dict(record.inputs)}, indent=2) + "\n")
+
+
+def _starts_with(path: Path, prefix: str) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(_HEAD).startswith(prefix.encode())
+    except OSError:
+        return False

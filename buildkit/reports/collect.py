@@ -60,8 +60,14 @@ def _tagged(
     config: Config, measurer: Measurer, chain: Sequence[Target], tag: str, *, required: bool
 ) -> baselines.Baseline | None:
     """The chain's images under `tag` (the repositories of `chain`, another tag)."""
+    # With a registry, a baseline tag is the registry's: asking the daemon too would start the
+    # Docker SDK on every run of a project that has not pushed that tag yet.
+    daemon = not config.registry
     found = measurer.measure(
-        [Target(layer=t.layer, image=f"{t.image.rpartition(':')[0]}:{tag}") for t in chain]
+        [
+            Target(layer=t.layer, image=f"{t.image.rpartition(':')[0]}:{tag}", daemon=daemon)
+            for t in chain
+        ]
     )
     if not any(found):
         if required:

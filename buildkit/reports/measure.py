@@ -44,6 +44,7 @@ class Target:
     key: str = ""
     local: bool = False
     digest: str | None = None  # its manifest digest in the registry, when the caller knows it
+    daemon: bool = True  # False: only the registry may answer (a baseline tag)
 
 
 @dataclass(kw_only=True)
@@ -216,10 +217,13 @@ class Measurer:
             total_uncompressed=int(attrs.get("Size") or 0),
         )
 
-    def facts(self, ref: str, *, local: bool = False, digest: str | None = None) -> _Facts | None:
+    def facts(
+        self, ref: str, *, local: bool = False, digest: str | None = None, daemon: bool = True
+    ) -> _Facts | None:
         if local:
             return self._from_daemon(ref) or self._from_registry(ref)
-        return self._from_registry(ref, digest) or self._from_daemon(ref)
+        found = self._from_registry(ref, digest)
+        return found if found is not None or not daemon else self._from_daemon(ref)
 
     # -- uncompressed sizes of registry images
 
@@ -251,7 +255,9 @@ class Measurer:
 
     def measure(self, targets: Sequence[Target]) -> list[ImageSizes | None]:
         """Measure each target (in chain order: ruby, base, app); None for an image not found."""
-        found = [self.facts(t.image, local=t.local, digest=t.digest) for t in targets]
+        found = [
+            self.facts(t.image, local=t.local, digest=t.digest, daemon=t.daemon) for t in targets
+        ]
         for each in sorted((f for f in found if f), key=lambda f: f.source != "registry"):
             self._fill(each)  # registry images first: their tar sizes serve the local-only ones
         self.store.save()
