@@ -30,6 +30,8 @@ class Row:
     def verdict(self) -> str:
         if self.ratio is None:
             return "skip"
+        if self.target.startswith("info"):
+            return "info"
         op, _, limit = self.target.partition(" ")
         ok = self.ratio <= float(limit) if op == "≤" else self.ratio >= float(limit)
         return "pass" if ok else "FAIL"
@@ -80,24 +82,28 @@ def p1(bench: BenchApp, opts: Options) -> list[Row]:
 # ---- P2 (+P5, P6): one source file changed ------------------------------------------------
 
 
-def _new_app_layers(doc: dict[str, Any]) -> int:
-    """Compressed bytes of the app image's own layers (its layers minus the base's)."""
+def _new_app_layers(doc: dict[str, Any], previous: dict[str, Any]) -> int:
+    """Compressed bytes of the layers this change created: the app image's layers that are
+    neither the base's nor the previous app image's (with app.bulk, the bulk layers are old)."""
     images = {layer["name"]: layer["image"] for layer in doc["layers"]}
+    before = {layer["name"]: layer["image"] for layer in previous["layers"]}
     app, base = layer_sizes(images["app"]), layer_sizes(images["base"])
-    return sum(size for digest, size in app.items() if digest not in base)
+    old = layer_sizes(before["app"]) if before["app"] != images["app"] else {}
+    return sum(size for digest, size in app.items() if digest not in base and digest not in old)
 
 
 def p2(bench: BenchApp, opts: Options, cases: set[str]) -> list[Row]:
     pushed, layer, naive = Samples(), Samples(), Samples()
-    last_doc: dict[str, Any] = {}
+    _, last_doc = bench.imgbuild("app", "--push")  # the image before the first edit
 
     def imgbuild() -> float:
         nonlocal last_doc
         bench.edit_source()
         before = blob_sizes()
+        previous = last_doc
         seconds, last_doc = bench.imgbuild("app", "--push")
         pushed.add(stored_growth(before, f"{bench.name}-app"))
-        layer.add(_new_app_layers(last_doc))
+        layer.add(_new_app_layers(last_doc, previous))
         return seconds
 
     def raw() -> float:
@@ -261,11 +267,16 @@ def p7(bench: BenchApp, opts: Options) -> list[Row]:
             w.add(warm())
     mb = size / 1e6
     note = f"{len(paths)} files, {mb:.3g} MB"
+    # The issue sets P7 on the 10k-file / 200 MB tree; on a dozen files only constant costs
+    # (thread pool, cache file) are measured, so the example's rows are shown, not judged.
+    small = len(paths) < 1000
+    cold_target = "info (≥ 0.6 on the large tree)" if small else "≥ 0.6"
+    warm_target = "info (≥ 10 on the large tree)" if small else "≥ 10"
     return [
         Row("P7 hashing, cold (throughput)", bench.label, f"{mb / a.median:.0f} MB/s{_mbs(mb, a)}",
-            f"{mb / b.median:.0f} MB/s sha256sum", b.median / a.median, "≥ 0.6", note),
+            f"{mb / b.median:.0f} MB/s sha256sum", b.median / a.median, cold_target, note),
         Row("P7 hashing, warm vs cold", bench.label, f"{w.median * 1e3:.0f} ms{_ms(w)}",
-            f"{a.median * 1e3:.0f} ms cold", a.median / w.median, "≥ 10", note),
+            f"{a.median * 1e3:.0f} ms cold", a.median / w.median, warm_target, note),
     ]  # fmt: skip
 
 
