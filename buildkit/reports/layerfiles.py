@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,12 @@ from typing import IO, Any
 from buildkit import fsutil, log
 from buildkit.engine.registry import RegistryClient
 from buildkit.errors import ImgbuildError
+from buildkit.reports import tarscan
 
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _HEX = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+_REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
 
 
 @dataclass(frozen=True)
@@ -42,31 +45,45 @@ def _clean(name: str) -> str:
 
 
 def read_tar(blob: IO[bytes]) -> LayerFiles:
-    """Parse a layer blob (gzip or plain tar; the format is sniffed)."""
+    """Parse a layer blob (gzip or plain tar; the format is sniffed): with the fast header
+    scanner (tarscan.py), or with tarfile when the blob uses a feature it does not know."""
+    try:
+        return _count((m.name, m.type, m.size, m.linkname) for m in tarscan.members(blob))
+    except (tarscan.Unsupported, ValueError, zlib.error):
+        blob.seek(0)
+        return read_tar_with_tarfile(blob)
+
+
+def read_tar_with_tarfile(blob: IO[bytes]) -> LayerFiles:
+    """The reference reader (slow: a TarInfo per member), for what tarscan does not handle."""
+    with tarfile.open(fileobj=blob, mode="r:*") as archive:
+        return _count((m.name, m.type, m.size, m.linkname) for m in archive)
+
+
+def _count(members: Iterable[tuple[str, bytes, int, str]]) -> LayerFiles:
     files: dict[str, int] = {}
     deleted: list[str] = []
     opaque: list[str] = []
     total = 0
-    with tarfile.open(fileobj=blob, mode="r:*") as archive:
-        for member in archive:
-            path = _clean(member.name)
-            parent, _, base = path.rpartition("/")
-            if base == _OPAQUE:
-                opaque.append(parent or "/")
-                continue
-            if base.startswith(_WHITEOUT):
-                deleted.append(f"{parent}/{base.removeprefix(_WHITEOUT)}")
-                continue
-            if member.isreg():
-                size = member.size
-            elif member.issym():
-                size = len(member.linkname.encode())
-            elif member.islnk():
-                size = 0  # a hard link shares its target's inode: counted once, like the daemon
-            else:
-                continue
-            files[path] = size
-            total += size
+    for name, kind, size, linkname in members:
+        path = _clean(name)
+        parent, _, base = path.rpartition("/")
+        if base == _OPAQUE:
+            opaque.append(parent or "/")
+            continue
+        if base.startswith(_WHITEOUT):
+            deleted.append(f"{parent}/{base.removeprefix(_WHITEOUT)}")
+            continue
+        if kind in _REGULAR:
+            counted = size
+        elif kind == tarfile.SYMTYPE:
+            counted = len(linkname.encode("utf-8", "surrogateescape"))
+        elif kind == tarfile.LNKTYPE:
+            counted = 0  # a hard link shares its target's inode: counted once, like the daemon
+        else:
+            continue
+        files[path] = counted
+        total += counted
     return LayerFiles(uncompressed=total, files=files, deleted=tuple(deleted), opaque=tuple(opaque))
 
 
