@@ -1,10 +1,10 @@
 """A fast, read-only walk over the member headers of a (gzipped) layer tarball.
 
-`tarfile` builds a TarInfo object per member: ~150 µs each here, so counting a 9,000-file source
-layer took 0.73 s after every push. This reads the 512-byte headers itself (ustar, GNU long
-names, PAX records) and skips file data without copying it: 0.35 s there, the rest is zlib. Anything it does not
-know (sparse files, base-256 sizes, a bad checksum) raises `Unsupported`, and the caller falls
-back to `tarfile`.
+`tarfile` builds a TarInfo object per member, so counting a 9,754-file source layer took 0.73 s
+after every push. This reads the 512-byte headers itself (ustar, GNU long names, PAX records)
+and skips file data without copying it: 0.35 s for that layer, most of it zlib. Anything it
+does not know (sparse files, base-256 sizes, a bad checksum) raises `Unsupported`, and the
+caller falls back to `tarfile`.
 """
 
 from __future__ import annotations
