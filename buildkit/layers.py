@@ -171,7 +171,9 @@ def _ruby_build_input(config: Config) -> str:
     return config.ruby.ruby_build
 
 
-def base_spec(config: Config, parent: LayerSpec) -> LayerSpec:
+def base_spec(
+    config: Config, parent: LayerSpec, cache: hashing.DigestCache | None = None
+) -> LayerSpec:
     base = config.base
     dockerfile = _dockerfile(config, "base")
     gemfile, lockfile = base.gemfile, f"{base.gemfile}.lock"
@@ -183,7 +185,8 @@ def base_spec(config: Config, parent: LayerSpec) -> LayerSpec:
                 f"{lockfile} (run `bundle lock` and commit the lockfile)"
             )
     include = [gemfile, lockfile, "vendor/cache"]
-    tree = hashing.hash_tree(context, dockerignore.IgnoreRules([]), only=include)
+    # The app's digest cache (same relpaths): vendor/cache is not re-read on every run.
+    tree = hashing.hash_tree(context, dockerignore.IgnoreRules([]), only=include, cache=cache)
     inputs = _common_inputs(config, "base", dockerfile)
     inputs["OS packages"] = " ".join(base.packages)
     inputs["build packages"] = " ".join(base.build_packages)
@@ -273,5 +276,5 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
 def chain(config: Config, cache: hashing.DigestCache | None = None) -> list[LayerSpec]:
     """All three layers, in build order."""
     ruby = ruby_spec(config, cache)  # same cache: absolute-path keys never clash with relpaths
-    base = base_spec(config, ruby)
+    base = base_spec(config, ruby, cache)
     return [ruby, base, app_spec(config, base, cache)]
