@@ -240,7 +240,11 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         *dockerignore.read_dockerignore(app.context / ".dockerignore"),
     )
     bulk = bulkmod.plan(
-        paths=app.bulk,
+        # Real directories only: `COPY link dest` copies what a symlink points to, while the
+        # app's `COPY .` keeps the link itself.
+        paths=[
+            p for p in app.bulk if (app.context / p).is_dir() and not (app.context / p).is_symlink()
+        ],
         files=tree.files,
         base_key=parent.key,
         app_dockerfile_text=dockerfile.read_text(encoding="utf-8"),

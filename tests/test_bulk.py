@@ -141,3 +141,21 @@ def test_source_change_pushes_the_source_without_the_bulk(project: Project) -> N
     ).stdout.split("\n")  # fmt: skip
     assert out[0].strip() == "1500000"
     assert out[1] == "# an edit"
+
+
+def test_bulk_takes_real_directories_only(project: Project) -> None:
+    images = project.root / "app" / "assets" / "images"
+    images.mkdir(parents=True)
+    (images / "logo.png").write_bytes(b"\x89PNG fake")
+    shared = project.root / "shared-assets"
+    shared.mkdir()
+    (shared / "app.js").write_text("//")
+    (project.root / "public" / "assets").parent.mkdir(exist_ok=True)
+    (project.root / "public" / "assets").symlink_to(shared)
+    config = configmod.resolve(project.config, env=project.env())
+    app = layers.chain(config)[2]
+    assert app.bulk is not None
+    assert app.bulk.paths == ("app/assets/images",)  # the symlinked public/assets stays in COPY .
+    assert app.build_args["BASE_IMAGE"] == app.bulk.image
+    assert "app/assets/images" in app.ignore
+    assert app.inputs["bulk paths"] == "app/assets/images"
