@@ -389,3 +389,18 @@ def test_levels_that_cannot_be_identified_are_counted_in_the_next_one_and_noted(
     chains, notes = _attribute(target, facts, foreign_base)
     assert chains == ["os", "ruby", "ruby", "app", "app"]
     assert "does not start with the base image's layers" in notes[0]
+
+
+def test_history_append_caps_records_and_drops_torn_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "MAX_RECORDS", 5)
+    path = tmp_path / "h.jsonl"
+    for i in range(3):
+        history.append(path, {"schema": history.SCHEMA, "i": i})
+    path.write_text(path.read_text() + '{"schema": "imgbuild.history/v1", "i": 99\n')  # killed
+    for i in range(3, 8):
+        history.append(path, {"schema": history.SCHEMA, "i": i})
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["i"] for line in lines] == [3, 4, 5, 6, 7]
+    assert [r["i"] for r in history.read(path)] == [3, 4, 5, 6, 7]
