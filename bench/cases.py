@@ -168,12 +168,17 @@ def p3(bench: BenchApp, opts: Options) -> list[Row]:
         ready.add(_ready_on_fresh_daemon(bench))
         if i < opts.cold_runs and not opts.quick:
             cold.add(bench.raw_cold_chain())
+    return [_vs_cold("P3 fresh daemon → ready", bench, ready, cold, "cold chain build", "≤ 0.1")]
+
+
+def _vs_cold(
+    case: str, bench: BenchApp, mine: Samples, cold: Samples, peer: str, target: str
+) -> Row:
+    """A row against a cold build, which --quick skips (minutes each)."""
     if not cold.values:
-        return [Row("P3 fresh daemon → ready", bench.label, _s(ready), "skipped (--quick)",
-                    None, "≤ 0.1")]  # fmt: skip
-    return [Row("P3 fresh daemon → ready", bench.label, _s(ready),
-                _s(cold) + " cold chain build", _time_ratio(ready, cold), "≤ 0.1",
-                f"cold runs: {len(cold.values)}")]  # fmt: skip
+        return Row(case, bench.label, _s(mine), "skipped (--quick)", None, target)
+    return Row(case, bench.label, _s(mine), f"{_s(cold)} {peer}", _time_ratio(mine, cold),
+               target, f"cold runs: {len(cold.values)}")  # fmt: skip
 
 
 def _ready_on_fresh_daemon(bench: BenchApp) -> float:
@@ -214,12 +219,7 @@ def p4(bench: BenchApp, opts: Options) -> list[Row]:
         bench.restore_gems()
         if keys:
             bench.drop_gem_cache(keys)
-    if not cold.values:
-        return [Row("P4 one gem added → base", bench.label, _s(rebuild), "skipped (--quick)",
-                    None, "≤ 0.5")]  # fmt: skip
-    return [Row("P4 one gem added → base", bench.label, _s(rebuild),
-                _s(cold) + " cold base build", _time_ratio(rebuild, cold), "≤ 0.5",
-                f"cold runs: {len(cold.values)}")]  # fmt: skip
+    return [_vs_cold("P4 one gem added → base", bench, rebuild, cold, "cold base build", "≤ 0.5")]
 
 
 # ---- P7: hashing ------------------------------------------------------------------------------

@@ -12,14 +12,15 @@ layering differs. The bulk image is rebuilt only when a bulk file changes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-KEY_LENGTH = 12
+from buildkit.hashing import combine
+from buildkit.keys import KEY_LENGTH, compute_key
+
 TAG_PREFIX = "bulk-"
 # `COPY . /app/`, `COPY --chown=app:app . .`, `COPY [".", "/app"]`: the context copy whose
 # destination the bulk layers must share. Other flags (--from) mean it is not that copy.
@@ -79,24 +80,21 @@ def plan(
     """The bulk image for the app's kept `files` (relpath -> digest entry), or None when no
     bulk path holds a file or the app Dockerfile has no single `COPY . <dest>` to mirror."""
     wanted = _outermost(paths)
-    held = {p: sorted(r for r in files if r == p or r.startswith(p + "/")) for p in wanted}
+    # Directories only (a file or symlink at a bulk path has no `path/` entries): `COPY link
+    # dest` would copy what a symlink points to, where the app's `COPY .` keeps the link.
+    held = {p: [r for r in files if r.startswith(p + "/")] for p in wanted}
     present = tuple(p for p in wanted if held[p])
     target = context_copy(app_dockerfile_text) if present else None
     if not present or target is None:
         return None
     dest, flags = target
-    digest = hashlib.sha256()
-    for path in present:
-        for rel in held[path]:
-            digest.update(f"{rel}\0{files[rel]}\0".encode("utf-8", "surrogateescape"))
-    payload = {
-        "base": base_key,
-        "paths": present,
+    inputs = {
+        "paths": " ".join(present),
         "dest": dest,
         "flags": flags,
-        "files": digest.hexdigest(),
+        "files": combine({rel: files[rel] for p in present for rel in held[p]}),
     }
-    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    key = compute_key("bulk", base_key, inputs)
     return BulkSpec(
         image=f"{repository}:{TAG_PREFIX}{key[:KEY_LENGTH]}",
         key=key,

@@ -24,7 +24,7 @@ from buildkit import log
 from buildkit.dockerignore import IgnoreRules
 from buildkit.fsutil import atomic_write_text
 
-__all__ = ["DigestCache", "TreeDigest", "diff_inputs", "hash_file", "hash_tree"]
+__all__ = ["DigestCache", "TreeDigest", "combine", "diff_inputs", "hash_file", "hash_tree"]
 
 _CHUNK = 1 << 20
 # A few threads overlap reads and hashing; more only fight over the GIL for small files.
@@ -87,7 +87,6 @@ class DigestCache:
         """Remember where the cache lives; nothing is read until `load()`."""
         self.path = path
         self.loaded = False
-        self._now_ns = 0  # the start of the current walk (hash_tree sets it)
         self._entries: dict[str, _Raw] = {}
         self._dirs: dict[str, _Raw] = {}
         self._dirs_seen: set[str] = set()
@@ -133,10 +132,16 @@ class DigestCache:
         return entry
 
     def store_listing(
-        self, reldir: str, st: os.stat_result, rules: str, listing: tuple[list[str], list[str]]
+        self,
+        reldir: str,
+        st: os.stat_result,
+        rules: str,
+        listing: tuple[list[str], list[str]],
+        *,
+        now_ns: int,
     ) -> None:
         """Record a directory's kept names, unless it changed too recently to trust."""
-        if max(st.st_mtime_ns, st.st_ctime_ns) >= self._now_ns - _RACY_NS:
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= now_ns - _RACY_NS:
             self._dirty |= self._dirs.pop(reldir, None) is not None
             return
         entry = [rules, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, *listing]
@@ -155,6 +160,18 @@ class DigestCache:
         if self._entries.get(relpath) != entry:
             self._entries[relpath] = entry
             self._dirty = True
+
+    def file_digest(self, path: Path) -> str:
+        """sha256 hex of one file outside any walked tree (keyed by its absolute path), read
+        only when its stat changed: the no-op path must not re-read a 22 MB Ruby tarball."""
+        if not self.loaded:
+            self.load()
+        st = path.stat()
+        found = self.lookup(str(path), st)
+        if found is None:
+            found = hash_file(path)
+            self.store(str(path), st, found, now_ns=time.time_ns())
+        return found
 
     def mark_walked(self, scope: str) -> None:
         """Note that a walk covered `scope` ('' for the whole tree), for eviction on save."""
@@ -201,9 +218,7 @@ def hash_tree(
     now_ns = time.time_ns()  # before any read, so the racy check errs on the safe side
     if cache is not None and not cache.loaded:
         cache.load()
-    walk = _Walk(os.fspath(root), rules, cache)
-    if cache is not None:
-        cache._now_ns = now_ns
+    walk = _Walk(os.fspath(root), rules, cache, now_ns)
     for scope in _scopes(only):
         walk.collect(scope)
         if cache is not None:
@@ -218,7 +233,7 @@ def hash_tree(
         if cache is not None:
             cache.store(rel, st, digest, now_ns=now_ns)
         files[rel] = _entry(digest, st)
-    return TreeDigest(_combine(files), files, files_read=len(misses))
+    return TreeDigest(combine(files), files, files_read=len(misses))
 
 
 def diff_inputs(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
@@ -253,8 +268,11 @@ def _scopes(only: Sequence[str] | None) -> list[str]:
 class _Walk:
     """One walk of a tree: every kept regular file and symlink, with its lstat, in `found`."""
 
-    def __init__(self, root: str, rules: IgnoreRules, cache: DigestCache | None) -> None:
+    def __init__(
+        self, root: str, rules: IgnoreRules, cache: DigestCache | None, now_ns: int
+    ) -> None:
         self.root = root
+        self.now_ns = now_ns
         self.rules = rules
         self.cache = cache
         self.rules_id = hashlib.sha256("\n".join(rules.patterns).encode()).hexdigest()[:16]
@@ -349,7 +367,8 @@ class _Walk:
                 except FileNotFoundError:
                     continue
         if self.cache is not None:
-            self.cache.store_listing(reldir, dir_st, self.rules_id, (names, subdirs))
+            listing = (names, subdirs)
+            self.cache.store_listing(reldir, dir_st, self.rules_id, listing, now_ns=self.now_ns)
 
 
 def _wanted(mode: int) -> bool:
@@ -401,7 +420,7 @@ def _hash_batch(paths: list[str]) -> list[str | None]:
     return digests
 
 
-def _combine(files: Mapping[str, str]) -> str:
+def combine(files: Mapping[str, str]) -> str:
     """sha256 over the sorted entries; NUL separators cannot occur in paths or targets."""
     text = "".join(f"{rel}\0{files[rel]}\0" for rel in sorted(files))
     # surrogateescape turns undecodable file names back into their original bytes.

@@ -8,8 +8,6 @@ date?" becomes "does that tag exist?", on any machine.
 from __future__ import annotations
 
 import hashlib
-import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +16,8 @@ from buildkit import bulk as bulkmod
 from buildkit import dockerignore, hashing
 from buildkit.config import Config
 from buildkit.errors import InputError
+from buildkit.keys import KEY_LENGTH, compute_key
 
-KEY_LENGTH = 12
 _IMAGES_DIRS = (
     Path(__file__).parent / "_images",  # installed wheel (pyproject force-include)
     Path(__file__).parent.parent / "images",  # source checkout / editable install
@@ -67,15 +65,6 @@ def repository_name(config: Config, layer: str) -> str:
 def repository(config: Config, layer: str) -> str:
     prefix = f"{config.registry}/" if config.registry and config.registry != "ecr" else ""
     return f"{prefix}{repository_name(config, layer)}"
-
-
-def compute_key(layer: str, parent_key: str | None, inputs: Mapping[str, str]) -> str:
-    canonical = json.dumps(
-        {"layer": layer, "parent": parent_key, "inputs": dict(sorted(inputs.items()))},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def file_digest(path: Path) -> str:
@@ -127,26 +116,12 @@ def _extra_build_packages(jemalloc: bool, yjit: bool) -> dict[str, str]:
     return {"EXTRA_BUILD_PACKAGES": " ".join(packages)} if packages else {}
 
 
-def cached_file_digest(path: Path, cache: hashing.DigestCache | None) -> str:
-    """sha256 hex of one file, from `cache` (keyed by absolute path) while its stat matches:
-    the no-op path must not re-read a 22 MB Ruby tarball on every run."""
-    if cache is None:
-        return hashing.hash_file(path)
-    st = path.stat()
-    found = cache.lookup(str(path), st)
-    if found is not None:
-        return found
-    digest = hashing.hash_file(path)
-    cache.store(str(path), st, digest, now_ns=time.time_ns())
-    return digest
-
-
 def _ruby_source_input(config: Config, files: hashing.DigestCache | None = None) -> str:
     source = config.ruby.source
     if source is None:
         return "ruby-build definition"
     if source.path is not None:
-        actual = cached_file_digest(source.path, files)
+        actual = files.file_digest(source.path) if files else hashing.hash_file(source.path)
         if source.sha256 and source.sha256 != actual:
             raise InputError(
                 f"{config.path}: ruby.source.path {source.path} has sha256 {actual}, not the "
@@ -240,11 +215,7 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         *dockerignore.read_dockerignore(app.context / ".dockerignore"),
     )
     bulk = bulkmod.plan(
-        # Real directories only: `COPY link dest` copies what a symlink points to, while the
-        # app's `COPY .` keeps the link itself.
-        paths=[
-            p for p in app.bulk if (app.context / p).is_dir() and not (app.context / p).is_symlink()
-        ],
+        paths=app.bulk,
         files=tree.files,
         base_key=parent.key,
         app_dockerfile_text=dockerfile.read_text(encoding="utf-8"),

@@ -280,6 +280,7 @@ def _ensure_bulk(
     bulk = spec.bulk
     assert bulk is not None
     assert spec.parent is not None
+    assert spec.context is not None  # the app layer: built from the app's context
     if not forced and docker_api.local_image(bulk.image) is not None:
         return 0.0
     _, repo, tag = split_ref(bulk.image)
@@ -288,7 +289,7 @@ def _ensure_bulk(
     request = builder.BuildRequest(
         label=f"{spec.name} bulk",
         dockerfile=contexts.stage_bulk_dockerfile(config, spec),
-        context=spec.context or config.app.context,
+        context=spec.context,
         tags=[bulk.image],
         build_args={"BASE_IMAGE": spec.parent.image},
         labels={labels.KEY: bulk.key, labels.LAYER: f"{spec.name}-bulk"},

@@ -91,6 +91,16 @@ def test_exported_variables_never_shadow_config_overrides() -> None:
     assert variables["IMGBUILD_RESULT_RUBY_IMAGE"] == ""
 
 
+def run_exports(
+    config: Path, result_file: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`imgbuild codebuild exports RESULT`, as the buildspec runs it."""
+    argv = [sys.executable, "-m", "buildkit", "-c", str(config), "codebuild", "exports"]
+    return subprocess.run(
+        [*argv, str(result_file)], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+
+
 def test_exports_command_writes_the_env_file_the_buildspec_sources(tmp_path: Path) -> None:
     config = write_config(tmp_path / "shop")
     result_file = tmp_path / "build.json"
@@ -98,23 +108,7 @@ def test_exports_command_writes_the_env_file_the_buildspec_sources(tmp_path: Pat
         json.dumps({"layers": [{"name": "app", "image": "r/a:1 2", "digest": "sha256:f"}]})
     )
     env = {"CODEBUILD_BUILD_ID": "x:1", "CODEBUILD_SRC_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "buildkit",
-            "-c",
-            str(config),
-            "codebuild",
-            "exports",
-            str(result_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    done = run_exports(config, result_file, env)
     assert done.returncode == 0, done.stderr
     written = tmp_path / "imgbuild-reports" / "exported.env"
     assert written.read_text() == done.stdout
@@ -135,21 +129,6 @@ def test_exports_command_writes_the_env_file_the_buildspec_sources(tmp_path: Pat
 
 def test_exports_of_a_missing_result_is_an_input_error(tmp_path: Path) -> None:
     config = write_config(tmp_path / "shop")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "buildkit",
-            "-c",
-            str(config),
-            "codebuild",
-            "exports",
-            str(tmp_path / "missing.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_exports(config, tmp_path / "missing.json")
     assert done.returncode == 4
     assert "did the build step fail?" in done.stderr

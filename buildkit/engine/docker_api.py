@@ -55,7 +55,6 @@ def client() -> Any:
         api = docker.from_env(timeout=5)  # also bounds the API version negotiation
         api.ping()
         api.api.timeout = 300
-        api.api.timeout = 300
     except (docker.errors.DockerException, OSError) as exc:
         raise DaemonUnavailableError(
             f"no Docker daemon answers ({_short(exc)}); start it (make services starts dockerd) "
