@@ -7,10 +7,12 @@ app are never modified.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,21 @@ class BenchApp:
 
     def __post_init__(self) -> None:
         self.env["IMGBUILD_CACHE_DIR"] = str(self.workdir / "imgbuild-cache")
+        # One-shot processes unless a case asks for the resident server (`server()`).
+        self.env["IMGBUILD_SERVER"] = "off"
+        self.env["IMGBUILD_SERVER_DIR"] = str(self.workdir / "server")
+
+    @contextlib.contextmanager
+    def server(self) -> Iterator[dict[str, str]]:
+        """A running `imgbuild server` for this app's runs (as after a developer's `imgbuild
+        server start`); yields the extra environment that lets `imgbuild` reach it."""
+        on = {"IMGBUILD_SERVER": ""}
+        imgbuild = str(VENV / "bin" / "imgbuild")
+        run([imgbuild, "server", "start", "--idle", "30"], env={**self.env, **on})
+        try:
+            yield on
+        finally:
+            run([imgbuild, "server", "stop"], env={**self.env, **on})
 
     # ---- imgbuild side ---------------------------------------------------------------------
 

@@ -1,3 +1,3 @@
-from buildkit.cli import main
+from buildkit.launcher import main
 
 main()

@@ -1,7 +1,8 @@
 """The `imgbuild` command: thin typer wrappers over the pipeline; errors become exit codes here.
 
 Exit codes: 0 ok, 2 usage, 3 config, 4 input, 5 daemon, 6 BuildKit, 7 build, 8 registry, 9 push,
-10 size regression, 11 AWS, 12 missing program, 70 internal bug, 130/143 interrupted.
+10 size regression, 11 AWS, 12 missing program, 13 server, 70 internal bug (or a server
+worker lost), 130/143 interrupted.
 """
 
 import json
@@ -14,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from buildkit import cli_codebuild, cli_ecr, cli_report, log
+from buildkit import cli_codebuild, cli_ecr, cli_report, cli_server, log
 from buildkit import config as configmod
 from buildkit.errors import INTERNAL_ERROR_EXIT, ImgbuildError, Interrupted
 
@@ -109,6 +110,7 @@ for _layer in configmod.LAYERS:
 cli_report.register(app)
 cli_codebuild.register(app)
 cli_ecr.register(app, _resolve)
+cli_server.register(app)
 
 
 @app.command()

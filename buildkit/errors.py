@@ -78,6 +78,12 @@ class CommandNotFoundError(ImgbuildError):
     exit_code = 12
 
 
+class ServerError(ImgbuildError):
+    """`imgbuild server` could not start, or was given a bad option."""
+
+    exit_code = 13
+
+
 class Interrupted(ImgbuildError):
     """SIGINT/SIGTERM: exit 128 + signal number, after atomic writes finished or were dropped."""
 

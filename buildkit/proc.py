@@ -162,3 +162,20 @@ def stream(
             on_line(line)
         returncode = proc.wait()
     return Completed(args=tuple(args), returncode=returncode, stdout="\n".join(lines), stderr="")
+
+
+def spawn_detached(args: Sequence[str], *, log_path: str, pass_fds: Sequence[int] = ()) -> int:
+    """Start a long-lived process in its own session (no terminal signals reach it), output
+    appended to `log_path`; returns its pid without waiting."""
+    argv = (which(args[0]), *args[1:])
+    log.command(redact(shlex.join(args)))
+    with open(log_path, "ab") as out:  # noqa: PTH123 - a plain fd for the child
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+        )
+    return proc.pid

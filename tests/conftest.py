@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Every `imgbuild` the suite starts runs in its own process unless a test starts a server of its
+# own (tests/test_server.py): a developer's running server must not serve the suite's commands.
+os.environ["IMGBUILD_SERVER"] = "off"
 EXAMPLE = REPO / "examples" / "hello"
 DEV_ENV_FILE = (
     Path(os.environ.get("IMGBUILD_DEV_HOME", Path.home() / ".cache" / "imgbuild-dev")) / "env"

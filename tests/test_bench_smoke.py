@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 ROWS = (
     "P1 no-op",
+    "P1 … one-shot process",
     "P2 one file changed",
     "P2 … vs naive",
     "P3 fresh daemon",

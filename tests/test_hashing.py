@@ -407,3 +407,23 @@ def test_damaged_listings_are_ignored(app: Path, tmp_path: Path) -> None:
     for dirs in ('{"": "x", "app": [1, 2]}', '{"": ["r", 1, 2, 3, "no", []]}', "[]"):
         path.write_text(f'{{"version": 1, "entries": {{}}, "dirs": {dirs}}}')
         assert warm_tree(app, path).digest == expected
+
+
+@pytest.mark.usefixtures("listings_trusted")
+def test_damaged_file_entries_under_a_trusted_listing_are_misses(app: Path, tmp_path: Path) -> None:
+    """The warm walk's inlined check: a damaged entry is re-read, never trusted or a crash."""
+    path = tmp_path / "digests.json"
+    expected = warm_tree(app, path)
+    saved = json.loads(path.read_text())
+    assert saved["dirs"]  # the listings stay valid: the fast path runs
+    for junk in ([1], "x", None, 7, [1, 2, 3, 4], ["a", "b", "c", "d"], {"a": 1}):
+        damaged = {**saved, "entries": dict.fromkeys(saved["entries"], junk)}
+        path.write_text(json.dumps(damaged))
+        cache = DigestCache(path)
+        tree = hash_tree(app, DEFAULTS, cache=cache)
+        assert tree.digest == expected.digest, junk
+        assert tree.files_read == len(expected.files), junk
+    # An entry whose stat matches but whose digest is not a string is damaged too.
+    entries = {rel: [*entry[:3], 12345] for rel, entry in saved["entries"].items()}
+    path.write_text(json.dumps({**saved, "entries": entries}))
+    assert hash_tree(app, DEFAULTS, cache=DigestCache(path)).digest == expected.digest
