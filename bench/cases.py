@@ -60,9 +60,18 @@ Side = Callable[[], float]
 def _alternate(pairs: int, side_a: Side, side_b: Side) -> tuple[Samples, Samples]:
     a, b = Samples(), Samples()
     for _ in range(pairs):
+        settle()
         a.add(side_a())
+        settle()
         b.add(side_b())
     return a, b
+
+
+def settle() -> None:
+    """Before a measured side: flush what the previous side left to write (a raw build of the
+    large app writes a 200 MB layer, its push as much again into the registry's storage), so
+    neither side pays for the other's I/O. Not timed."""
+    os.sync()
 
 
 # ---- P1: nothing changed ------------------------------------------------------------------
@@ -105,21 +114,29 @@ def _new_app_layers(doc: dict[str, Any], previous: dict[str, Any]) -> int:
 
 
 def p2(bench: BenchApp, opts: Options, cases: set[str]) -> list[Row]:
+    """A developer's edit loop: imgbuild runs with `imgbuild server` started, as P1's row."""
+    with bench.server() as on:
+        return _p2(bench, opts, cases, on)
+
+
+def _p2(bench: BenchApp, opts: Options, cases: set[str], on: dict[str, str]) -> list[Row]:
     pushed, layer, naive = Samples(), Samples(), Samples()
-    _, last_doc = bench.imgbuild("app", "--push")  # the image before the first edit
+    _, last_doc = bench.imgbuild("app", "--push", extra_env=on)  # the image before the edits
 
     def imgbuild() -> float:
         nonlocal last_doc
         bench.edit_source()
         before = blob_sizes()
         previous = last_doc
-        seconds, last_doc = bench.imgbuild("app", "--push")
+        settle()
+        seconds, last_doc = bench.imgbuild("app", "--push", extra_env=on)
         pushed.add(stored_growth(before, f"{bench.name}-app"))
         layer.add(_new_app_layers(last_doc, previous))
         return seconds
 
     def raw() -> float:
         bench.edit_source()
+        settle()
         return bench.raw_app()
 
     a, b = Samples(), Samples()
@@ -128,18 +145,19 @@ def p2(bench: BenchApp, opts: Options, cases: set[str]) -> list[Row]:
         b.add(raw())
         if "P2" in cases and i < opts.naive_runs and not opts.quick:
             bench.edit_source()
+            settle()
             naive.add(bench.naive())
     bench.restore_source()
     rows = []
     if "P2" in cases:
         rows += [
-            Row("P2 one file changed, build+push", bench.label, _s(a),
+            Row("P2 one file changed, build+push", bench.label, _s(a) + " server",
                 _s(b) + " raw app layer", _time_ratio(a, b), "≤ 1.1"),
-            Row("P2 … vs naive single Dockerfile", bench.label, _s(a),
+            Row("P2 … vs naive single Dockerfile", bench.label, _s(a) + " server",
                 _s(naive) + " naive build+push", _time_ratio(a, naive), "≤ 0.05")
             if naive.values else
-            Row("P2 … vs naive single Dockerfile", bench.label, _s(a), "skipped (--quick)",
-                None, "≤ 0.05"),
+            Row("P2 … vs naive single Dockerfile", bench.label, _s(a) + " server",
+                "skipped (--quick)", None, "≤ 0.05"),
         ]  # fmt: skip
     if "P5" in cases:
         ratios = [p / n for p, n in zip(pushed.values, layer.values, strict=True)]
@@ -278,11 +296,16 @@ def p7(bench: BenchApp, opts: Options) -> list[Row]:
         for _ in range(max(opts.pairs, 3)):
             w.add(warm())
     floor = _stat_floor(root, paths, max(opts.pairs, 3))
+    served = _warm_with_watcher(root, rules, tree, max(opts.pairs, 3))
     mb = size / 1e6
     note = f"{len(paths)} files, {mb:.3g} MB"
-    warm_note = (
-        f"{note}; lstat of every file and directory alone takes {floor * 1e3:.0f} ms "
-        f"(cold / {a.median / floor:.1f}): a warm walk must stat them to see edits"
+    stat_note = (
+        f"{note}; one-shot process: every file is stat'ed (lstat of every file and directory "
+        f"alone takes {floor * 1e3:.0f} ms = cold / {a.median / floor:.1f})"
+    )
+    served_note = (
+        f"{note}; in `imgbuild server`: directories its inotify watcher saw no event in are "
+        "trusted without a stat"
     )
     # The issue sets P7 on the 10k-file / 200 MB tree; on a dozen files only constant costs
     # (thread pool, cache file) are measured, so the example's rows are shown, not judged.
@@ -292,9 +315,51 @@ def p7(bench: BenchApp, opts: Options) -> list[Row]:
     return [
         Row("P7 hashing, cold (throughput)", bench.label, f"{mb / a.median:.0f} MB/s{_mbs(mb, a)}",
             f"{mb / b.median:.0f} MB/s sha256sum", b.median / a.median, cold_target, note),
-        Row("P7 hashing, warm vs cold", bench.label, f"{w.median * 1e3:.0f} ms{_ms(w)}",
-            f"{a.median * 1e3:.0f} ms cold", a.median / w.median, warm_target, warm_note),
+        Row("P7 hashing, warm vs cold", bench.label,
+            f"{served.median * 1e3:.0f} ms{_ms(served)} server",
+            f"{a.median * 1e3:.0f} ms cold", a.median / served.median, warm_target, served_note),
+        Row("P7 … warm, stat walk (no server)", bench.label, f"{w.median * 1e3:.0f} ms{_ms(w)}",
+            f"{a.median * 1e3:.0f} ms cold", a.median / w.median, "info", stat_note),
     ]  # fmt: skip
+
+
+def _warm_with_watcher(root: Path, rules: Any, tree: Any, runs: int) -> Samples:
+    """A warm hash as an `imgbuild server` worker does it: the server reads the watcher's
+    events and hands the worker its feed (here in one process, without the fork), the walk
+    trusts every directory that saw no event since the cached walk."""
+    from buildkit import hashing, watch
+
+    dirs = {os.path.dirname(rel) for rel in tree.files} | {""}  # noqa: PTH120
+    dirs |= {"/".join(d.split("/")[:i]) for d in dirs for i in range(1, d.count("/") + 1)}
+    watcher = watch.Watcher()
+    samples = Samples()
+    with tempfile.TemporaryDirectory(prefix="bench-p7w-") as tmp:
+        cache_path = Path(tmp) / "digests.json"
+
+        def walk(save: bool) -> float:
+            start = time.perf_counter()
+            watcher.drain()
+            watch.FEED.clear()
+            watch.FEED.update(watcher.feeds())
+            cache = hashing.DigestCache(cache_path)
+            result = hashing.hash_tree(root, rules, cache=cache)
+            seconds = time.perf_counter() - start
+            if save:
+                cache.save()
+            elif result.files_read:
+                log_line(f"# P7 watcher run read {result.files_read} files")
+            return seconds
+
+        try:
+            walk(save=True)
+            watcher.watch(str(root), sorted(dirs))
+            walk(save=True)  # the first walk with a feed saves the token
+            for _ in range(runs):
+                samples.add(walk(save=False))
+        finally:
+            watcher.close()
+            watch.FEED.clear()
+    return samples
 
 
 def _stat_floor(root: Path, files: list[str], runs: int) -> float:

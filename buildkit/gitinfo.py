@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -33,11 +34,26 @@ def strip_credentials(url: str | None) -> str | None:
     return re.sub(r"^(\w+://)[^/@]*@", r"\1", url)
 
 
+_VARIABLES = (
+    "CODEBUILD_RESOLVED_SOURCE_VERSION",
+    "CODEBUILD_WEBHOOK_TRIGGER",
+    "CODEBUILD_SOURCE_REPO_URL",
+)
+
+
 def detect(directory: Path) -> GitInfo:
-    env = os.environ
-    commit = env.get("CODEBUILD_RESOLVED_SOURCE_VERSION") or _git(directory, "rev-parse", "HEAD")
-    trigger = env.get("CODEBUILD_WEBHOOK_TRIGGER", "")
+    """The app's commit, branch and URL. Asked of git once per process, which is one command
+    (a one-shot run, or a server's worker): a run needs them for its labels and again for its
+    report, three git processes each time (~15 ms of a no-op)."""
+    return _detect(str(directory), tuple(os.environ.get(name, "") for name in _VARIABLES))
+
+
+@functools.lru_cache(maxsize=8)
+def _detect(directory: str, variables: tuple[str, ...]) -> GitInfo:
+    resolved, trigger, repo_url = variables
+    where = Path(directory)
+    commit = resolved or _git(where, "rev-parse", "HEAD")
     branch = trigger.removeprefix("branch/") if trigger.startswith("branch/") else None
-    branch = branch or _git(directory, "symbolic-ref", "--short", "-q", "HEAD")
-    url = env.get("CODEBUILD_SOURCE_REPO_URL") or _git(directory, "remote", "get-url", "origin")
+    branch = branch or _git(where, "symbolic-ref", "--short", "-q", "HEAD")
+    url = repo_url or _git(where, "remote", "get-url", "origin")
     return GitInfo(commit=commit, branch=branch, source_url=strip_credentials(url))

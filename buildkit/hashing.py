@@ -8,41 +8,29 @@ threads: hashlib and file reads release the GIL, so cold hashing scales past one
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import posixpath
 import stat
-import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from buildkit import log
+from buildkit import log, watch
+from buildkit.digestcache import DigestCache, executable, hash_file
 from buildkit.dockerignore import IgnoreRules
-from buildkit.fsutil import atomic_write_text
 
 __all__ = ["DigestCache", "TreeDigest", "combine", "diff_inputs", "hash_file", "hash_tree"]
 
-_CHUNK = 1 << 20
 # A few threads overlap reads and hashing; more only fight over the GIL for small files.
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 _WORKERS = min(4, _CPUS or 1)
 _BATCH = 32  # files per pool task: amortizes task overhead over many small files
-# A file modified this recently may change again within the same mtime tick (or within a
-# coarse filesystem's 2 s granularity) without its stat changing: don't cache its digest.
-_RACY_NS = 2_000_000_000
-_CACHE_VERSION = 1
 _MAX_REASONS = 10
-
-_local = threading.local()
-
-# Cache entries stay the JSON lists they were loaded as, checked when used:
-# a file: [size, mtime_ns, inode, digest];
-# a directory's listing: [rules id, mtime_ns, ctime_ns, inode, kept names, subdirectories].
-_Raw = Any
+# Directories re-checked because the watcher saw events in them since the saved token: past
+# this many, the next save moves the token forward (rewriting the cache) so they are trusted.
+_RESYNC_AFTER = 64
 
 
 @dataclass(frozen=True)
@@ -55,157 +43,6 @@ class TreeDigest:
     """relpath -> `sha256:<hex>` (suffixed `+x` when u+x is set) or `link:<target>`."""
     files_read: int = field(default=0, compare=False)
     """How many files had their contents read (the rest came from the cache)."""
-
-
-def hash_file(path: str | os.PathLike[str]) -> str:
-    """sha256 hex of a file's contents (no prefix), streamed through a reused 1 MiB buffer."""
-    view = getattr(_local, "view", None)
-    if view is None:  # one buffer per thread: no 1 MiB allocation per small file
-        view = _local.view = memoryview(bytearray(_CHUNK))
-    digest = hashlib.sha256()
-    # Unbuffered: readinto() goes straight to read(2), no BufferedReader in between.
-    with open(path, "rb", buffering=0) as f:  # noqa: PTH123 - hot path, avoid Path objects
-        while n := f.readinto(view):
-            digest.update(view[:n])
-    return digest.hexdigest()
-
-
-class DigestCache:
-    """File digests keyed by (relpath, size, mtime_ns, inode), persisted as one JSON file.
-
-    It also keeps each walked directory's listing, keyed by the directory's mtime, ctime and
-    inode: adding, removing or renaming an entry changes them, so a warm walk of an unchanged
-    directory skips `scandir` and the ignore rules and only stats the files it listed (a
-    10k-file tree: about 3 times faster). ctime cannot be set back (tar, `touch -d` set mtime only).
-
-    Use one cache file per build context. `save()` forgets files that a walk covered but
-    no longer saw (deleted or now ignored); files outside every walked scope are kept, so
-    hashing only the Gemfiles does not evict the rest of the app.
-    """
-
-    def __init__(self, path: Path) -> None:
-        """Remember where the cache lives; nothing is read until `load()`."""
-        self.path = path
-        self.loaded = False
-        self.entries: dict[str, _Raw] = {}
-        """relpath -> raw entry, read directly by a warm walk's hot loop."""
-        self._dirs: dict[str, _Raw] = {}
-        self._dirs_seen: set[str] = set()
-        self._seen: set[str] = set()
-        self._scopes: set[str] = set()
-        self._dirty = False
-
-    def load(self) -> None:
-        """Read the cache file; a missing, unreadable or corrupt one leaves the cache empty."""
-        self.entries, self._dirs = _read_entries(self.path)
-        self._seen.clear()
-        self._dirs_seen.clear()
-        self._scopes.clear()
-        self._dirty = False
-        self.loaded = True
-
-    def lookup(self, relpath: str, st: os.stat_result) -> str | None:
-        """The cached digest of `relpath` if its size, mtime and inode still match `st`."""
-        entry = self.entries.get(relpath)
-        # Entries are checked here, not at load: a damaged one is a miss, never a crash.
-        if (
-            type(entry) is not list
-            or len(entry) != 4
-            or entry[:3] != [st.st_size, st.st_mtime_ns, st.st_ino]
-            or type(entry[3]) is not str
-        ):
-            return None
-        self._seen.add(relpath)
-        return entry[3]
-
-    def listing(self, reldir: str, st: os.stat_result, rules: str) -> list[Any] | None:
-        """The kept names of `reldir` as last walked with `rules`, if it is unchanged."""
-        entry = self._dirs.get(reldir)
-        if (
-            type(entry) is not list
-            or len(entry) != 6
-            or entry[:4] != [rules, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-            or type(entry[4]) is not list
-            or type(entry[5]) is not list
-        ):
-            return None
-        self._dirs_seen.add(reldir)
-        return entry
-
-    def store_listing(
-        self,
-        reldir: str,
-        st: os.stat_result,
-        rules: str,
-        listing: tuple[list[str], list[str]],
-        *,
-        now_ns: int,
-    ) -> None:
-        """Record a directory's kept names, unless it changed too recently to trust."""
-        if max(st.st_mtime_ns, st.st_ctime_ns) >= now_ns - _RACY_NS:
-            self._dirty |= self._dirs.pop(reldir, None) is not None
-            return
-        entry = [rules, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, *listing]
-        self._dirs_seen.add(reldir)
-        if self._dirs.get(reldir) != entry:
-            self._dirs[reldir] = entry
-            self._dirty = True
-
-    def store(self, relpath: str, st: os.stat_result, digest: str, *, now_ns: int) -> None:
-        """Record a digest computed at `now_ns`, unless the file is too fresh to trust."""
-        if st.st_mtime_ns >= now_ns - _RACY_NS:
-            self._dirty |= self.entries.pop(relpath, None) is not None
-            return
-        entry = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
-        self._seen.add(relpath)
-        if self.entries.get(relpath) != entry:
-            self.entries[relpath] = entry
-            self._dirty = True
-
-    def file_digest(self, path: Path) -> str:
-        """sha256 hex of one file outside any walked tree (keyed by its absolute path), read
-        only when its stat changed: the no-op path must not re-read a 22 MB Ruby tarball."""
-        if not self.loaded:
-            self.load()
-        st = path.stat()
-        found = self.lookup(str(path), st)
-        if found is None:
-            found = hash_file(path)
-            self.store(str(path), st, found, now_ns=time.time_ns())
-        return found
-
-    def mark_seen(self, relpaths: Iterable[str]) -> None:
-        """Keep these entries on `save()` (a walk's hits, recorded in one go, not per file)."""
-        self._seen.update(relpaths)
-
-    def mark_walked(self, scope: str) -> None:
-        """Note that a walk covered `scope` ('' for the whole tree), for eviction on save."""
-        self._scopes.add(scope)
-
-    def save(self) -> bool:
-        """Write the cache atomically if anything changed; return whether it wrote."""
-        stale = [rel for rel in self.entries if rel not in self._seen and self._walked(rel)]
-        for rel in stale:
-            del self.entries[rel]
-        gone = [d for d in self._dirs if d not in self._dirs_seen and self._walked(d)]
-        for reldir in gone:
-            del self._dirs[reldir]
-        if not (self._dirty or stale or gone):
-            return False
-        payload = {"version": _CACHE_VERSION, "entries": self.entries, "dirs": self._dirs}
-        try:
-            atomic_write_text(self.path, json.dumps(payload, separators=(",", ":")))
-        except OSError as exc:  # a cache we cannot write only costs speed next time
-            log.warn(f"could not save the digest cache {self.path}: {exc}")
-            return False
-        self._dirty = False
-        return True
-
-    def _walked(self, relpath: str) -> bool:
-        """Whether a walk since `load()` covered `relpath`."""
-        if "" in self._scopes:
-            return True
-        return any(relpath == s or relpath.startswith(s + "/") for s in self._scopes)
 
 
 def hash_tree(
@@ -224,7 +61,12 @@ def hash_tree(
     if cache is not None and not cache.loaded:
         cache.load()
     walk = _Walk(os.fspath(root), rules, cache, now_ns)
-    for scope in _scopes(only):
+    feed = watch.feed_for(walk.root) if cache is not None else None
+    since = cache.watch_since(walk.root, feed.epoch) if cache and feed else None
+    if feed is not None and since is not None:
+        walk.trust = lambda reldir: feed.trusted(reldir, since)
+    scopes = _scopes(only)
+    for scope in scopes:
         walk.collect(scope)
         if cache is not None:
             cache.mark_walked(scope)
@@ -240,7 +82,33 @@ def hash_tree(
         files[rel] = _entry(digest, st)
     if cache is not None:
         cache.mark_seen(walk.known)
+        if scopes == [""]:
+            _keep_watching(walk, cache, feed, since)
+    if walk.trust is not None:
+        changed = ", ".join(walk.rechecked[:3]) or "none"
+        log.debug(
+            f"hashed {walk.root}: {walk.trusted} of {len(walk.dirs)} directories trusted on the "
+            f"watcher's word (changed: {changed}), {len(misses)} file(s) read"
+        )
     return TreeDigest(combine(files), files, files_read=len(misses))
+
+
+def _keep_watching(
+    walk: _Walk, cache: DigestCache, feed: watch.Feed | None, since: int | None
+) -> None:
+    """After a whole-tree walk: ask the server to watch what it does not yet, and move the
+    cache's token to this walk when the cache is rewritten anyway or too much is re-checked.
+
+    Only a whole-tree walk moves the token: every directory's data is then at least as new as
+    the token (trusted ones were unchanged since the old token, the others were just read)."""
+    if feed is None:
+        watch.request(walk.root, walk.dirs)  # a no-op outside a server's worker
+        return
+    unwatched = [d for d in walk.dirs if d not in feed.watched]
+    if unwatched:
+        watch.request(walk.root, unwatched)
+    if since is None or cache.dirty or len(walk.rechecked) > _RESYNC_AFTER:
+        cache.set_watch_token(walk.root, feed.epoch, feed.seq)
 
 
 def diff_inputs(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
@@ -285,6 +153,10 @@ class _Walk:
         self.rules_id = hashlib.sha256("\n".join(rules.patterns).encode()).hexdigest()[:16]
         self.found: dict[str, tuple[str, os.stat_result]] = {}
         self.known: dict[str, str] = {}  # entries of relisted files the cache vouched for
+        self.trust: Callable[[str], bool] | None = None  # the watcher's word, in a server
+        self.dirs: list[str] = []  # every directory descended
+        self.rechecked: list[str] = []  # directories the watcher saw change since the token
+        self.trusted = 0  # directories taken from the cache without a stat
 
     def collect(self, scope: str) -> None:
         """Add every kept file under `root`/`scope` ('' for the whole tree)."""
@@ -299,15 +171,57 @@ class _Walk:
             return
         if scope and not self.rules.may_descend(scope):
             return
-        stack = [(scope, st)]
+        stack: list[tuple[str, os.stat_result | None]] = [(scope, st)]
         while stack:
             reldir, dir_st = stack.pop()
+            self.dirs.append(reldir)
             dirpath = f"{self.root}/{reldir}" if reldir else self.root
+            if self.trust is not None and self._relist_trusted(reldir, dirpath, stack):
+                continue
+            if dir_st is None:  # a trusted parent's subdirectory: not stat'ed yet
+                try:
+                    dir_st = os.lstat(dirpath)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISDIR(dir_st.st_mode):
+                    continue
             known = self.cache.listing(reldir, dir_st, self.rules_id) if self.cache else None
             if known is not None:
                 self._relist(reldir, dirpath, known[4], known[5], stack)
             else:
                 self._scan(reldir, dirpath, dir_st, stack)
+
+    def _relist_trusted(
+        self, reldir: str, dirpath: str, stack: list[tuple[str, os.stat_result | None]]
+    ) -> bool:
+        """A directory the watcher saw no event in since the cached walk: its listing and
+        entries as cached, no stat. False (walk it the usual way) when it did change or the
+        cache lacks something; a file without a whole entry is stat'ed and hashed."""
+        assert self.trust is not None
+        assert self.cache is not None
+        if not self.trust(reldir):
+            self.rechecked.append(reldir)
+            return False
+        listing = self.cache.trusted_listing(reldir, self.rules_id)
+        if listing is None:
+            return False
+        prefix = reldir + "/" if reldir else ""
+        get, known = self.cache.entries.get, self.known
+        for name in listing[4]:
+            rel = prefix + name
+            entry = get(rel)
+            if (
+                type(entry) is list
+                and len(entry) == 5  # [size, mtime, inode, digest, u+x]
+                and type(digest := entry[3]) is str
+                and entry[4] in (0, 1)
+            ):
+                known[rel] = digest + "+x" if entry[4] else digest
+            else:  # a symlink, a racy file, a damaged entry: look at it
+                self._relist_carefully(prefix, dirpath, [name])
+        stack.extend((prefix + name, None) for name in listing[5])
+        self.trusted += 1
+        return True
 
     def _relist(
         self,
@@ -315,7 +229,7 @@ class _Walk:
         dirpath: str,
         names: list[str],
         subdirs: list[str],
-        stack: list[tuple[str, os.stat_result]],
+        stack: list[tuple[str, os.stat_result | None]],
     ) -> None:
         """An unchanged directory: stat what it held last time, no scandir, no ignore rules.
 
@@ -343,6 +257,7 @@ class _Walk:
                     and entry[2] == st.st_ino
                     and isreg(st.st_mode)
                     and type(digest := entry[3]) is str
+                    and entry[4] == executable(st.st_mode)
                 ):
                     hits[rel] = digest + "+x" if st.st_mode & stat.S_IXUSR else digest
                 elif _wanted(st.st_mode):
@@ -376,7 +291,7 @@ class _Walk:
         reldir: str,
         dirpath: str,
         dir_st: os.stat_result,
-        stack: list[tuple[str, os.stat_result]],
+        stack: list[tuple[str, os.stat_result | None]],
     ) -> None:
         """scandir: d_type answers is_dir() without a stat per entry."""
         prefix = reldir + "/" if reldir else ""
@@ -463,18 +378,3 @@ def combine(files: Mapping[str, str]) -> str:
     # surrogateescape turns undecodable file names back into their original bytes.
     payload = b"imgbuild-tree-v1\0" + text.encode("utf-8", "surrogateescape")
     return hashlib.sha256(payload).hexdigest()
-
-
-def _read_entries(path: Path) -> tuple[dict[str, _Raw], dict[str, _Raw]]:
-    """Parse a cache file; any damage to its shape means empty. Single entries are checked
-    when looked up (a 10k-file cache loads in ~10 ms instead of ~20 with a validating pass)."""
-    try:
-        raw = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return {}, {}
-    if not isinstance(raw, dict) or raw.get("version") != _CACHE_VERSION:
-        return {}, {}
-    entries, dirs = raw.get("entries"), raw.get("dirs", {})
-    if not isinstance(entries, dict) or not isinstance(dirs, dict):
-        return {}, {}
-    return entries, dirs

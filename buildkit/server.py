@@ -29,7 +29,7 @@ import time
 import traceback
 from typing import Any
 
-from buildkit import serverproto
+from buildkit import serverproto, watch
 
 # Imported before serving so that workers start with them loaded: this is the whole gain.
 _WARM = (
@@ -42,6 +42,8 @@ _WARM = (
     "buildkit.engine.docker_api",
     "buildkit.engine.builder",
     "buildkit.contexts",
+    "buildkit.codebuild.runtime",
+    "typer._click.decorators",
     "tenacity",
     "docker",
 )
@@ -61,6 +63,7 @@ class Server:
         self.stopping = False
         self.listener = _listen(path)
         self.inode = os.stat(path).st_ino
+        self.watcher = _watcher()
 
     def serve_forever(self) -> None:
         """Accept requests until idle, stopped, or the socket is no longer ours."""
@@ -70,10 +73,15 @@ class Server:
                 timeout = self.idle_seconds - (time.monotonic() - self.last_request)
                 if timeout <= 0 and not self.workers:
                     break
-                ready, _, _ = select.select([self.listener], [], [], max(min(timeout, 1.0), 0.05))
+                readable: list[socket.socket | int] = [self.listener]
+                if self.watcher is not None:  # read events as they come: the kernel's queue
+                    readable.append(self.watcher.inotify.fd)  # is bounded (then: overflow)
+                ready, _, _ = select.select(readable, [], [], max(min(timeout, 1.0), 0.05))
                 if not self._still_ours():
                     break
-                if ready:
+                if self.watcher is not None:
+                    self.watcher.drain()
+                if self.listener in ready:
                     self._accept()
         finally:
             self.close()
@@ -81,6 +89,8 @@ class Server:
     def close(self) -> None:
         """Stop listening and remove the socket if it is still this server's."""
         self.listener.close()
+        if self.watcher is not None:
+            self.watcher.close()
         if self._still_ours():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
@@ -96,7 +106,11 @@ class Server:
             "running": len(self.workers),
             "idle_seconds": self.idle_seconds,
             "python": sys.executable,
+            "watched": {root: len(state.watched) for root, state in self._roots().items()},
         }
+
+    def _roots(self) -> dict[str, Any]:
+        return dict(self.watcher.roots) if self.watcher is not None else {}
 
     def _accept(self) -> None:
         try:
@@ -121,7 +135,10 @@ class Server:
         try:
             if op == "run" and len(fds) == 3:
                 self.served += 1
+                self._hand_over_feeds()
                 self.workers.add(_fork_worker(conn, message, fds, self.listener))
+            elif op == "watch":
+                self._watch(message)
             elif op == "status":
                 serverproto.send(conn, self.status())
             elif op == "stop":
@@ -132,6 +149,21 @@ class Server:
         finally:
             for fd in fds:
                 os.close(fd)
+
+    def _hand_over_feeds(self) -> None:
+        """Read every pending event, then leave the watcher's word where the worker about to be
+        forked finds it (module state: the server itself never walks a tree)."""
+        watch.SERVER_SOCKET = self.path
+        if self.watcher is not None:
+            self.watcher.drain()
+            watch.FEED = self.watcher.feeds()
+
+    def _watch(self, message: dict[str, Any]) -> None:
+        root, dirs = message.get("root"), message.get("dirs")
+        if self.watcher is None or not isinstance(root, str) or not isinstance(dirs, list):
+            return
+        if os.path.isabs(root) and all(isinstance(d, str) for d in dirs):
+            self.watcher.watch(root, dirs)
 
     def _reap(self) -> None:
         for pid in list(self.workers):
@@ -146,6 +178,14 @@ class Server:
             return os.stat(self.path).st_ino == self.inode
         except OSError:
             return False
+
+
+def _watcher() -> watch.Watcher | None:
+    """inotify where the platform has it; without it workers simply stat every file."""
+    try:
+        return watch.Watcher()
+    except (OSError, AttributeError):
+        return None
 
 
 def _listen(path: str) -> socket.socket:
@@ -262,6 +302,13 @@ def _warm_up() -> None:
     for name in _WARM:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    # rich loads its emoji and unicode width tables on first render (~15 ms): render once.
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("warm")
+    table.add_row("é ✓")
+    Console(file=io.StringIO(), width=40).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,10 @@ import socket
 import struct
 import sys
 import zlib
-from typing import Any
+
+TYPE_CHECKING = False  # `typing` is ~4 ms of every invocation's start; annotations only
+if TYPE_CHECKING:
+    from typing import Any
 
 DIR_ENV = "IMGBUILD_SERVER_DIR"
 """Where the sockets live (default: $XDG_RUNTIME_DIR/imgbuild, else ~/.cache/imgbuild/server)."""

@@ -26,6 +26,7 @@ ROWS = (
     "P6 final app image size",
     "P7 hashing, cold",
     "P7 hashing, warm",
+    "P7 … warm, stat walk",
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -173,8 +173,9 @@ def test_corrupt_cache_files_start_empty(app: Path, tmp_path: Path) -> None:
         b"\xff\xfe",
         b"[1, 2]",
         b'{"version": 999, "entries": {}}',
-        b'{"version": 1, "entries": []}',
-        b'{"version": 1, "entries": {"Gemfile": [1, "x", 3, "d"], "a": "b"}}',
+        b'{"version": 2, "entries": []}',
+        b'{"version": 2, "entries": {"Gemfile": [1, "x", 3, "d"], "a": "b"}}',
+        b'{"version": 2, "entries": {}, "dirs": {}, "watch": []}',
         b"[" * 100_000,
     ]:
         path.write_bytes(junk)
@@ -184,7 +185,7 @@ def test_corrupt_cache_files_start_empty(app: Path, tmp_path: Path) -> None:
         assert tree.digest == expected
         assert tree.files_read == 4
         assert cache.save()
-        assert json.loads(path.read_text())["version"] == 1
+        assert json.loads(path.read_text())["version"] == 2
 
 
 def test_directory_as_cache_path_does_not_crash_load(app: Path, tmp_path: Path) -> None:
@@ -304,9 +305,9 @@ def test_timestamps_in_the_future_are_never_cached(app: Path, tmp_path: Path) ->
 @pytest.fixture
 def listings_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fresh test directories have a ctime of now: trust them without waiting 2 s."""
-    import buildkit.hashing
+    import buildkit.digestcache
 
-    monkeypatch.setattr(buildkit.hashing, "_RACY_NS", 0)
+    monkeypatch.setattr(buildkit.digestcache, "_RACY_NS", 0)
 
 
 def scandir_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -405,7 +406,7 @@ def test_damaged_listings_are_ignored(app: Path, tmp_path: Path) -> None:
     path = tmp_path / "digests.json"
     expected = hash_tree(app, DEFAULTS).digest
     for dirs in ('{"": "x", "app": [1, 2]}', '{"": ["r", 1, 2, 3, "no", []]}', "[]"):
-        path.write_text(f'{{"version": 1, "entries": {{}}, "dirs": {dirs}}}')
+        path.write_text(f'{{"version": 2, "entries": {{}}, "dirs": {dirs}}}')
         assert warm_tree(app, path).digest == expected
 
 
@@ -427,3 +428,25 @@ def test_damaged_file_entries_under_a_trusted_listing_are_misses(app: Path, tmp_
     entries = {rel: [*entry[:3], 12345] for rel, entry in saved["entries"].items()}
     path.write_text(json.dumps({**saved, "entries": entries}))
     assert hash_tree(app, DEFAULTS, cache=DigestCache(path)).digest == expected.digest
+
+
+@pytest.mark.usefixtures("listings_trusted")
+def test_walks_with_other_rules_keep_their_own_listings(
+    app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's walk and the base's (no rules, a few paths) share one cache: neither may
+    replace the other's listing of vendor/cache, or every run rescans it and rewrites the
+    cache."""
+    path = tmp_path / "digests.json"
+    base_paths = ["Gemfile", "Gemfile.lock", "vendor/cache"]
+    for _ in range(2):
+        cache = DigestCache(path)
+        hash_tree(app, DEFAULTS, cache=cache)
+        hash_tree(app, IgnoreRules([]), cache=cache, only=base_paths)
+        cache.save()
+    calls = scandir_calls(monkeypatch)
+    cache = DigestCache(path)
+    hash_tree(app, DEFAULTS, cache=cache)
+    hash_tree(app, IgnoreRules([]), cache=cache, only=base_paths)
+    assert calls == []
+    assert not cache.save()  # nothing changed: nothing written

@@ -404,3 +404,33 @@ def test_history_append_caps_records_and_drops_torn_lines(
     lines = path.read_text().splitlines()
     assert [json.loads(line)["i"] for line in lines] == [3, 4, 5, 6, 7]
     assert [r["i"] for r in history.read(path)] == [3, 4, 5, 6, 7]
+
+
+def test_recent_records_answer_like_a_full_read_parsing_only_what_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "h.jsonl"
+    for i in range(40):
+        sizes = app(str(i // 10), [(f"src{i // 10}", 8000, 21000)])  # ten runs per image
+        history.append(path, {"schema": history.SCHEMA, "i": i,
+                              "images": [history.compact_image(sizes)]})  # fmt: skip
+    with path.open("a") as f:
+        f.write("{torn\n")
+    full = history.read(path)
+    parsed: list[str] = []
+    real = history.json.loads
+
+    def counting(text: str) -> object:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(history.json, "loads", counting)
+    recent = history.Recent(path)
+    previous = history.previous(recent, "app", "sha256:app3")
+    assert previous == history.previous(full, "app", "sha256:app3")
+    assert len(parsed) == 12  # the torn line, ten of app3, then the first of app2
+    assert history.measured_layers(recent) == history.measured_layers(full)
+    assert len(parsed) == 21  # the newest 20 records, no more
+    assert list(recent) == full
+    assert recent[-1] == full[-1]
+    assert len(recent) == len(full) == 40

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from buildkit import launcher, serverproto
+from tests.conftest import Project
 
 TIMEOUT = 60
 
@@ -189,3 +191,36 @@ def test_start_refuses_a_directory_others_can_enter(server_env: dict[str, str]) 
     assert result.returncode == 13, result.stderr
     assert f"{directory} must be owned by you and mode 0700" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 2  # the command echo and one error line
+
+
+@pytest.mark.docker
+def test_workers_hash_the_app_on_the_watchers_word_and_still_see_edits(
+    started: dict[str, str], project: Project
+) -> None:
+    """The app is watched after the first command that hashed it; later plans trust the
+    watcher for unchanged directories and still see an edited file."""
+    on = {serverproto.DIR_ENV: started[serverproto.DIR_ENV], serverproto.MODE_ENV: ""}
+    # Directories changed in the last 2 s are never cached (a second change in the same mtime
+    # tick would go unseen): the fresh copy must age past that window before it can be trusted.
+    time.sleep(2.1)
+    first = project.run("plan", extra_env=on)
+    assert first.returncode == 0, first.stderr
+    watched = status(started)["watched"]
+    assert isinstance(watched, dict)
+    root = next(r for r in watched if Path(r).resolve() == project.root.resolve())
+    assert watched[root] >= 3  # the app, app/ and its subdirectories
+    for _ in range(2):  # the second run saves the token, the third trusts it
+        again = project.run("--debug", "plan", extra_env=on)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == first.stdout
+    walks = re.findall(r"hashed \S+/hello: (\d+) of (\d+) directories trusted", again.stderr)
+    assert walks, again.stderr
+    # the app context (and the base's inputs): every directory trusted, nothing changed
+    assert all(trusted == walked for trusted, walked in walks), again.stderr
+    assert max(int(walked) for _, walked in walks) > 3, again.stderr
+    (project.root / "app.rb").write_text((project.root / "app.rb").read_text() + "# edit\n")
+    served = project.run("plan", extra_env=on)
+    alone = project.run("plan")
+    assert served.returncode == alone.returncode == 0, served.stderr
+    assert served.stdout != first.stdout  # a new app key: the edit was seen
+    assert served.stdout == alone.stdout  # the same key as a walk that stats every file

@@ -120,7 +120,7 @@ def for_run(
 ) -> Report:
     """Measure what a run built or used, time it, and append it to the history."""
     path = history_path or history.default_path(config)
-    records = history.read(path)
+    records = history.Recent(path)  # parsed newest first, as far back as needed
     config, access = open_registry(config)
     measurer = Measurer(config, access=access)
     measurer.store.seed(history.measured_layers(records))
