@@ -111,17 +111,9 @@ class DigestCache:
 
     def listing(self, reldir: str, st: os.stat_result, rules: str) -> list[Any] | None:
         """The kept names of `reldir` as last walked with `rules`, if it is unchanged."""
-        key = _listing_key(reldir, rules)
-        entry = self._dirs.get(key)
-        if (
-            type(entry) is not list
-            or len(entry) != 6
-            or entry[:4] != [rules, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-            or type(entry[4]) is not list
-            or type(entry[5]) is not list
-        ):
+        entry = self.trusted_listing(reldir, rules)
+        if entry is None or entry[1:4] != [st.st_mtime_ns, st.st_ctime_ns, st.st_ino]:
             return None
-        self._dirs_seen.add(key)
         return entry
 
     def trusted_listing(self, reldir: str, rules: str) -> list[Any] | None:
@@ -137,7 +129,7 @@ class DigestCache:
             or type(entry[5]) is not list
         ):
             return None
-        self._dirs_seen.add(key)
+        self._dirs_seen.add(key)  # kept on save (a stat mismatch re-stores it anyway)
         return entry
 
     def watch_since(self, root: str, epoch: str) -> int | None:

@@ -259,7 +259,7 @@ class _Walk:
                     and type(digest := entry[3]) is str
                     and entry[4] == executable(st.st_mode)
                 ):
-                    hits[rel] = digest + "+x" if st.st_mode & stat.S_IXUSR else digest
+                    hits[rel] = _entry(digest, st)
                 elif _wanted(st.st_mode):
                     found[rel] = (path, st)
         except (TypeError, IndexError, KeyError):  # a damaged cache entry: no fast path here

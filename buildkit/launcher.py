@@ -25,8 +25,10 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 def main() -> None:
     """Console entry point."""
-    if os.environ.get(serverproto.MODE_ENV, "") != "off":
-        code = run_on_server(serverproto.socket_path(), sys.argv[1:])
+    directory = serverproto.runtime_dir()
+    # No socket directory, no server: CI never pays for the fingerprint walk.
+    if os.environ.get(serverproto.MODE_ENV, "") != "off" and os.path.isdir(directory):
+        code = run_on_server(serverproto.socket_path(directory), sys.argv[1:])
         if code is not None:
             sys.exit(code)
     from buildkit.cli import main as cli_main

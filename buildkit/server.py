@@ -61,9 +61,12 @@ class Server:
         self.served = 0
         self.workers: set[int] = set()
         self.stopping = False
+        self.fingerprint = serverproto.fingerprint()  # of the code imported, not of later edits
         self.listener = _listen(path)
         self.inode = os.stat(path).st_ino
         self.watcher = _watcher()
+        # Workers ask to watch what they walked only when there is a watcher to ask.
+        watch.SERVER_SOCKET = path if self.watcher is not None else None
 
     def serve_forever(self) -> None:
         """Accept requests until idle, stopped, or the socket is no longer ours."""
@@ -100,17 +103,14 @@ class Server:
         return {
             "pid": os.getpid(),
             "socket": self.path,
-            "fingerprint": serverproto.fingerprint(),
+            "fingerprint": self.fingerprint,
             "started": self.started,
             "served": self.served,
             "running": len(self.workers),
             "idle_seconds": self.idle_seconds,
             "python": sys.executable,
-            "watched": {root: len(state.watched) for root, state in self._roots().items()},
+            "watched": self.watcher.counts() if self.watcher is not None else {},
         }
-
-    def _roots(self) -> dict[str, Any]:
-        return dict(self.watcher.roots) if self.watcher is not None else {}
 
     def _accept(self) -> None:
         try:
@@ -153,7 +153,6 @@ class Server:
     def _hand_over_feeds(self) -> None:
         """Read every pending event, then leave the watcher's word where the worker about to be
         forked finds it (module state: the server itself never walks a tree)."""
-        watch.SERVER_SOCKET = self.path
         if self.watcher is not None:
             self.watcher.drain()
             watch.FEED = self.watcher.feeds()
@@ -195,7 +194,9 @@ def _listen(path: str) -> socket.socket:
     st = os.stat(directory)
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise SystemExit(f"imgbuild server: {directory} must be owned by you and mode 0700")
-    if serverproto.connect(path, timeout=2.0) is not None:
+    running = serverproto.connect(path, timeout=2.0)
+    if running is not None:
+        running.close()
         raise SystemExit(f"imgbuild server: a server already listens on {path}")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a dead server's leftover

@@ -187,28 +187,22 @@ class Watcher:
     def drain(self) -> int:
         """Read every pending event; returns how many there were."""
         events = self.inotify.read()
-        for wd, mask, name in events:
+        for wd, mask, _name in events:
             self.seq += 1
             if mask & IN_Q_OVERFLOW:
-                for root in list(self.roots):
-                    self.forget(root)
+                for stale in list(self.roots):
+                    self.forget(stale)
                 continue
-            owner = self._by_wd.get(wd)
-            state = self.roots.get(owner) if owner is not None else None
-            if state is None or owner is None:
-                continue
-            root = owner
-            reldir = state.wds.get(wd)
-            if reldir is None:
+            root = self._by_wd.get(wd)
+            if root is None or (state := self.roots.get(root)) is None:
                 continue
             moved_dir = mask & IN_ISDIR and mask & (IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE)
             if mask & _LOST or moved_dir:
                 self.forget(root)  # paths under it changed meaning: start over
                 continue
-            state.changed[reldir] = self.seq
-            if mask & IN_ISDIR and mask & IN_CREATE:
-                child = f"{reldir}/{name}" if reldir else name
-                state.changed[child] = self.seq  # new: never trusted until walked and watched
+            # A new subdirectory needs no mark: it is not watched, so never trusted until a
+            # walk has read it and asked for its watch.
+            state.changed[state.wds[wd]] = self.seq
         return len(events)
 
     def forget(self, root: str) -> None:
@@ -219,6 +213,10 @@ class Watcher:
             self._by_wd.pop(wd, None)
             with contextlib.suppress(OSError):
                 self.inotify.remove(wd)
+
+    def counts(self) -> dict[str, int]:
+        """Watched directories per root (for `imgbuild server status`)."""
+        return {root: len(state.watched) for root, state in self.roots.items()}
 
     def feeds(self) -> dict[str, Feed]:
         """Snapshots for a worker about to be forked (call `drain()` first)."""

@@ -8,6 +8,7 @@ deploy pull delta.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import itertools
 import json
@@ -38,11 +39,11 @@ def read(path: Path) -> list[dict[str, Any]]:
     records, bad = [], 0
     for line in _lines(path):
         try:
-            record = json.loads(line)
+            record = _parse(line)
         except ValueError:
             bad += 1
             continue
-        if isinstance(record, dict) and record.get("schema") == SCHEMA:
+        if record is not None:
             records.append(record)
     if bad:
         log.warn(f"{path}: skipped {bad} unreadable line(s)")
@@ -64,8 +65,11 @@ class Recent(Sequence[dict[str, Any]]):
     def __reversed__(self) -> Iterator[dict[str, Any]]:
         yield from self._newest
         while self._next >= 0:
-            record = _parse(self._lines[self._next])
+            line = self._lines[self._next]
             self._next -= 1
+            record = None
+            with contextlib.suppress(ValueError):  # a torn line: skipped, as `read` does
+                record = _parse(line)
             if record is not None:
                 self._newest.append(record)
                 yield record
@@ -93,10 +97,8 @@ def _lines(path: Path) -> list[str]:
 
 
 def _parse(line: str) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
+    """A history record, None for another schema; ValueError for a line that is not JSON."""
+    record = json.loads(line)
     if isinstance(record, dict) and record.get("schema") == SCHEMA:
         return record
     return None
