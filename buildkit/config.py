@@ -89,6 +89,8 @@ class AppConfig(LayerCommon):
     # Large, rarely changing files copied in layers of their own under the source, so a source
     # change rebuilds and pushes only the source (layers.BulkSpec). [] turns it off.
     bulk: tuple[str, ...] = DEFAULT_BULK
+    # Build the source as a snapshot + the files changed since it (delta.py). False: one step.
+    delta: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,5 +262,6 @@ def _app(doc: Document, raw: Mapping[str, Any], root: Path) -> AppConfig:
         user=schema.unix_name(doc, "app.user", raw.get("user", "app")),
         source_url=schema.optional_str(doc, "app.source_url", raw.get("source_url")),
         bulk=schema.relative_paths(doc, "app.bulk", raw.get("bulk", list(DEFAULT_BULK))),
+        delta=schema.boolean(doc, "app.delta", raw.get("delta", True)),
         **_common(doc, "app", raw, root),
     )

@@ -16,7 +16,7 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from buildkit import dockerignore, log
@@ -165,3 +165,66 @@ def _download_ruby_build(config: Config, wanted: str) -> Path:
                 "ruby.ruby_build to a local ruby-build checkout"
             ) from None
     return archive
+
+
+def stage_snapshot_dockerfile(config: Config, spec: LayerSpec) -> Path:
+    """The app Dockerfile up to its context COPY (delta.py), next to the app layer's ignore
+    rules: the snapshot copies the whole source as a one-step build would."""
+    assert spec.delta is not None
+    directory = _staging(config, spec, "dockerfiles") / "snapshot"
+    directory.mkdir(exist_ok=True)
+    target = directory / "Dockerfile"
+    atomic_write_text(target, spec.delta.prefix)
+    atomic_write_text(directory / "Dockerfile.dockerignore", dockerignore.render(spec.ignore))
+    return target
+
+
+def stage_delta(config: Config, spec: LayerSpec, changed: Sequence[str]) -> tuple[Path, Path]:
+    """(Dockerfile, context) of an app build on its snapshot: the app Dockerfile as is, and a
+    context holding only the `changed` files (hard links where possible), directories with the
+    source's modes, so its `COPY . <dest>` writes exactly what a whole-tree COPY would."""
+    assert spec.context is not None
+    directory = _staging(config, spec, "dockerfiles") / "delta"
+    directory.mkdir(exist_ok=True)
+    dockerfile = directory / "Dockerfile"
+    atomic_write_text(dockerfile, spec.dockerfile.read_text(encoding="utf-8"))
+    # Present, so BuildKit does not fall back to a .dockerignore the delta may carry.
+    atomic_write_text(directory / "Dockerfile.dockerignore", "# the delta holds only kept files\n")
+    context = _delta_context(config, spec)
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir()
+    _copy_mode(spec.context, context)
+    for rel in changed:
+        _place_changed(spec.context, context, rel)
+    return dockerfile, context
+
+
+def clear_delta(config: Config, spec: LayerSpec) -> None:
+    shutil.rmtree(_delta_context(config, spec), ignore_errors=True)
+
+
+def _delta_context(config: Config, spec: LayerSpec) -> Path:
+    return _staging(config, spec, "contexts") / "delta"
+
+
+def _place_changed(root: Path, context: Path, rel: str) -> None:
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        sub = "/".join(parts[:depth])
+        if not (context / sub).is_dir():
+            (context / sub).mkdir()
+            _copy_mode(root / sub, context / sub)
+    source, target = root / rel, context / rel
+    try:
+        if source.is_symlink():
+            target.symlink_to(source.readlink())
+        else:
+            _link_or_copy(source, target)
+    except OSError as exc:
+        raise InputError(
+            f"{source} changed while imgbuild staged it ({exc.strerror}); run the build again"
+        ) from None
+
+
+def _copy_mode(source: Path, target: Path) -> None:
+    target.chmod(source.stat().st_mode & 0o7777)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildkit import bulk as bulkmod
+from buildkit import delta as deltamod
 from buildkit import dockerignore, hashing
 from buildkit.config import Config
 from buildkit.errors import InputError
@@ -38,6 +39,7 @@ class LayerSpec:
     build_args: Mapping[str, str]
     inputs: Mapping[str, str] = field(repr=False)  # what the key covers, for "why rebuild?"
     bulk: bulkmod.BulkSpec | None = None  # app only: the hidden image it is built FROM
+    delta: deltamod.DeltaSpec | None = None  # app only: may build on a source snapshot
 
     @property
     def tag(self) -> str:
@@ -208,6 +210,7 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
                 "time (bundler/setup reads it); remove that pattern"
             )
     tree = hashing.hash_tree(app.context, rules, cache=cache)
+    dockerfile_text = dockerfile.read_text(encoding="utf-8")
     inputs = _common_inputs(config, "app", dockerfile)
     inputs.update({"command": app.command, "port": str(app.port), "user": app.user})
     patterns = (
@@ -218,7 +221,7 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         paths=app.bulk,
         files=tree.files,
         base_key=parent.key,
-        app_dockerfile_text=dockerfile.read_text(encoding="utf-8"),
+        app_dockerfile_text=dockerfile_text,
         repository=repository(config, "app"),
         ignore=patterns,
     )
@@ -234,6 +237,16 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         "APP_USER": app.user,
         **app.build_args,
     }
+    prefix = deltamod.snapshot_prefix(dockerfile_text) if app.delta else None
+    delta = None
+    if prefix is not None:
+        held = bulk.paths if bulk else ()
+        delta = deltamod.DeltaSpec(
+            repository=repository(config, "app"),
+            prefix=prefix,
+            frame=deltamod.frame_digest(prefix, build_args["BASE_IMAGE"], build_args),
+            files={r: d for r, d in tree.files.items() if not _under(r, held)},
+        )
     return LayerSpec(
         name="app",
         repository=repository(config, "app"),
@@ -245,7 +258,12 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         build_args=build_args,
         inputs=inputs,
         bulk=bulk,
+        delta=delta,
     )
+
+
+def _under(rel: str, paths: tuple[str, ...]) -> bool:
+    return any(rel.startswith(p + "/") for p in paths)
 
 
 def chain(config: Config, cache: hashing.DigestCache | None = None) -> list[LayerSpec]:

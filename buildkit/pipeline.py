@@ -230,74 +230,53 @@ def _build(
     secrets: Mapping[str, Path],
     client: RegistryClient | None = None,
 ) -> None:
-    from buildkit import contexts
+    from buildkit import contexts, underlays
     from buildkit.engine import builder
 
     spec = outcome.plan.spec
     log.info(f"{spec.name}: building {spec.image}")
-    bulk_seconds = 0.0
+    under_seconds = 0.0
     # Staged Dockerfiles and the ruby context are shared per cache dir and image: concurrent
     # runs take turns, so none builds with another's half-written files.
     with contexts.staging_lock(config, spec):
         if spec.bulk is not None:
-            bulk_seconds = _ensure_bulk(config, engine, spec, client, forced=forced, env=env)
-        context = spec.context or contexts.stage_ruby_context(config, spec)
+            under_seconds += underlays.ensure_bulk(
+                config, engine, spec, client, forced=forced, env=env
+            )
+        build_args = dict(spec.build_args)
+        if spec.delta is not None:
+            decision, seconds = underlays.ensure_snapshot(
+                config, engine, spec, forced=forced, env=env
+            )
+            under_seconds += seconds
+            dockerfile, context = contexts.stage_delta(config, spec, decision.changed)
+            build_args["BASE_IMAGE"] = decision.snapshot.image
+        else:
+            dockerfile = contexts.stage_dockerfile(config, spec)
+            context = spec.context or contexts.stage_ruby_context(config, spec)
         request = builder.BuildRequest(
             label=spec.name,
-            dockerfile=contexts.stage_dockerfile(config, spec),
+            dockerfile=dockerfile,
             context=context,
             tags=[spec.image],
-            build_args=spec.build_args,
+            build_args=build_args,
             labels=_build_labels(spec, git, config),
             cache_from=cache_from,
             no_cache=forced,
             platform=config.platform,
             secrets=secrets,
         )
-        result = builder.build(engine, request, env)
+        try:
+            result = builder.build(engine, request, env)
+        finally:
+            if spec.delta is not None:  # its hard links to the app's files are not kept
+                contexts.clear_delta(config, spec)
     outcome.built = True
     outcome.image_id = result.image_id
-    outcome.build_seconds = result.seconds + bulk_seconds
+    outcome.build_seconds = result.seconds + under_seconds
     outcome.steps = result.steps
     outcome.digest = None  # a new image: its registry digest is known only after a push
     log.info(f"{spec.name}: built in {result.seconds:.1f}s")
-
-
-def _ensure_bulk(
-    config: Config,
-    engine: builder.Engine,
-    spec: LayerSpec,
-    client: RegistryClient | None,
-    *,
-    forced: bool,
-    env: Mapping[str, str],
-) -> float:
-    """Build the app's bulk image (bulk.py) unless the daemon has it; return the seconds spent.
-    A machine without it imports the registry's copy as cache, so the bulk is not re-copied."""
-    from buildkit import contexts
-    from buildkit.engine import builder
-
-    bulk = spec.bulk
-    assert bulk is not None
-    assert spec.parent is not None
-    assert spec.context is not None  # the app layer: built from the app's context
-    if not forced and docker_api.local_image(bulk.image) is not None:
-        return 0.0
-    _, repo, tag = split_ref(bulk.image)
-    cache_from = [bulk.image] if client and not forced and client.exists(repo, tag) else []
-    log.info(f"{spec.name}: building its bulk image {bulk.image} ({bulk.files} files)")
-    request = builder.BuildRequest(
-        label=f"{spec.name} bulk",
-        dockerfile=contexts.stage_bulk_dockerfile(config, spec),
-        context=spec.context,
-        tags=[bulk.image],
-        build_args={"BASE_IMAGE": spec.parent.image},
-        labels={labels.KEY: bulk.key, labels.LAYER: f"{spec.name}-bulk"},
-        cache_from=cache_from,
-        no_cache=forced,
-        platform=config.platform,
-    )
-    return builder.build(engine, request, env).seconds
 
 
 def _pull(outcome: LayerOutcome, access: RegistryAccess) -> None:

@@ -48,6 +48,7 @@ KEYS: dict[str, Any] = {
         "user": None,
         "source_url": None,
         "bulk": None,
+        "delta": None,
         **_COMMON,
     },
 }

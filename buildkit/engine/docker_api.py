@@ -167,3 +167,13 @@ def pull(ref: str, auth: Mapping[str, str] | None = None) -> None:
         _retrying(4)(_pull_once, ref, auth)
     except _StreamError as exc:
         raise RegistryError(f"{exc}; check the registry and its credentials") from None
+
+
+def untag(ref: str) -> None:
+    """Remove one tag; the image goes only when nothing else names or uses it."""
+    import docker.errors
+
+    try:
+        client().api.remove_image(ref, noprune=True)
+    except docker.errors.APIError as exc:  # in use by a container, already gone: keep going
+        log.warn(f"could not untag {ref}: {_short(exc)}")
