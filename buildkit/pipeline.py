@@ -158,7 +158,7 @@ def _build_stale(
             build_secrets = files if outcome.plan.spec.name == "base" else {}
             _build(
                 config,
-                builder.detect(),
+                builder.detect(cache_dir=config.cache_dir),
                 outcome,
                 git,
                 cache_from=cache_from,

@@ -8,8 +8,11 @@ layer's previous images from the registry, so a fresh machine reuses the registr
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +22,7 @@ from pathlib import Path
 from buildkit import log, proc
 from buildkit.engine.progress import PlainProgressParser, Step
 from buildkit.errors import BuildFailedError, BuildKitUnavailableError, CommandNotFoundError
+from buildkit.fsutil import atomic_write_json, read_json
 
 MIN_API_VERSION = (1, 39)  # Docker 18.09: the first engine with BuildKit
 
@@ -62,10 +66,61 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+# Where the docker CLI looks for plugins besides $DOCKER_CONFIG/cli-plugins.
+_PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+_ENGINE_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "BUILDX_BUILDER")
+
+
 @functools.cache
-def detect(cli: str | None = None) -> Engine:
-    """Find a BuildKit-capable docker CLI or raise an error naming the missing piece."""
+def detect(cli: str | None = None, cache_dir: Path | None = None) -> Engine:
+    """Find a BuildKit-capable docker CLI or raise an error naming the missing piece.
+
+    With a cache dir, the answer is kept there under a fingerprint of the CLI binary, every
+    place its buildx plugin may be, its config file and the environment that selects a daemon:
+    the two probes are Go CLI starts (~75 ms side by side) on every building run otherwise."""
     cli = cli or os.environ.get("IMGBUILD_DOCKER", "docker")
+    fingerprint = _fingerprint(cli) if cache_dir is not None else None
+    path = cache_dir / "engine.json" if cache_dir is not None else None
+    if path is not None and fingerprint is not None:
+        known = read_json(path)
+        if isinstance(known, dict) and known.get("fingerprint") == fingerprint:
+            with contextlib.suppress(KeyError, TypeError):
+                return Engine(
+                    cli=cli, buildx=bool(known["buildx"]), description=str(known["description"])
+                )
+    engine = _probe(cli)
+    if path is not None and fingerprint is not None:
+        record = {"fingerprint": fingerprint, "buildx": engine.buildx}
+        atomic_write_json(path, {**record, "description": engine.description})
+    return engine
+
+
+def _fingerprint(cli: str) -> str | None:
+    found = shutil.which(cli)
+    if found is None:
+        return None  # _probe says what is missing
+    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    files = [Path(found), config_dir / "config.json", config_dir / "cli-plugins" / "docker-buildx"]
+    files += [Path(d) / "docker-buildx" for d in _PLUGIN_DIRS]
+    parts = [cli, *(_stat(f) for f in files), *(os.environ.get(k, "") for k in _ENGINE_ENV)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _stat(path: Path) -> str:
+    try:
+        real = path.resolve()
+        st = real.stat()
+    except OSError:
+        return "-"
+    return f"{real}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def _probe(cli: str) -> Engine:
     probes = (
         [cli, "buildx", "version"],
         [cli, "version", "--format", "{{.Client.Version}}|{{.Server.APIVersion}}"],
