@@ -14,7 +14,18 @@ from typing import Any
 
 from apps import BenchApp
 from freshd import fresh_daemon
-from tools import DOCKER, REGISTRY, Samples, blob_sizes, layer_sizes, log_line, run, stored_growth
+from tools import (
+    DOCKER,
+    REGISTRY,
+    BenchError,
+    Samples,
+    blob_sizes,
+    layer_sizes,
+    log_line,
+    metadata_bytes,
+    run,
+    stored_growth,
+)
 
 
 @dataclass
@@ -121,6 +132,7 @@ def p2(bench: BenchApp, opts: Options, cases: set[str]) -> list[Row]:
 
 def _p2(bench: BenchApp, opts: Options, cases: set[str], on: dict[str, str]) -> list[Row]:
     pushed, layer, naive, engine = Samples(), Samples(), Samples(), Samples()
+    floor = Samples()  # the new layers + the new image's manifest and config
     _, last_doc = bench.imgbuild("app", "--push", extra_env=on)  # the image before the edits
 
     def imgbuild() -> float:
@@ -134,6 +146,8 @@ def _p2(bench: BenchApp, opts: Options, cases: set[str], on: dict[str, str]) -> 
         engine.add(run_times.get("build_seconds", 0.0) + run_times.get("push_seconds", 0.0))
         pushed.add(stored_growth(before, f"{bench.name}-app"))
         layer.add(_new_app_layers(last_doc, previous))
+        app_image = next(x["image"] for x in last_doc["layers"] if x["name"] == "app")
+        floor.add(layer.values[-1] + metadata_bytes(app_image))
         return seconds
 
     def raw() -> float:
@@ -180,6 +194,12 @@ def _p2(bench: BenchApp, opts: Options, cases: set[str], on: dict[str, str]) -> 
                 "layer is just the changed files, and every push also stores the image config "
                 "and manifest (~10 kB)")
         )  # fmt: skip
+        least = [p / f for p, f in zip(pushed.values, floor.values, strict=True)]
+        rows.append(
+            Row("P5 … vs new layer + manifest + config", bench.label,
+                f"{pushed.median / 1e3:,.1f} kB stored", f"{floor.median / 1e3:,.1f} kB least",
+                max(least), "info", "what any push of the new image must store; worst pair")
+        )  # fmt: skip
     if "P6" in cases:
         rows.append(p6_row(bench, last_doc, quick=opts.quick))
     return rows
@@ -198,7 +218,11 @@ def _snapshot_refreshes(bench: BenchApp, on: dict[str, str], samples: int) -> Sa
                 shutil.copy2(victim, Path(keep) / str(i))
                 victim.unlink()
                 settle()
-                out.add(bench.imgbuild("app", "--push", extra_env=on)[0])
+                seconds, doc = bench.imgbuild("app", "--push", extra_env=on)
+                app = next(x for x in doc["layers"] if x["name"] == "app")
+                if not (app.get("snapshot") or {}).get("taken"):
+                    raise BenchError(f"no new source snapshot after deleting {victim}")
+                out.add(seconds)
         finally:
             for i, victim in enumerate(victims):
                 if not victim.exists():
@@ -438,9 +462,11 @@ def cleanup_images(bench: BenchApp, keep: set[str]) -> None:
     _, out = run([DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}"], env=bench.env)
     mine = (f"{bench.repo('app')}:", f"{bench.repo('base')}:")
     stale = [ref for ref in out.split() if ref.startswith(mine) and ref not in keep]
-    # `latest`, and the app's bulk images: the next run would rebuild the bulk (and re-send
-    # its 200 MB of context) only because the harness untagged it.
-    stale = [ref for ref in stale if not ref.endswith(":latest") and ":bulk-" not in ref]
+    # `latest`, and the app's bulk and source snapshot images (imgbuild keeps one of each): the
+    # next run would rebuild them (and re-send 200 MB of context) only because the harness
+    # untagged them.
+    kept = (":bulk-", ":src-")
+    stale = [r for r in stale if not r.endswith(":latest") and not any(k in r for k in kept)]
     cold = f"{REGISTRY}/bench-raw-{bench.label}-"
     stale += [ref for ref in out.split() if ref.startswith(cold) and ref.endswith(":cold")]
     # Images our rebuilds left untagged (<none>) in our own bench-* repositories.

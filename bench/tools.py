@@ -121,6 +121,18 @@ def manifest(ref: str) -> dict[str, object]:
     return _get_json(f"http://{host}/v2/{repo}/manifests/{tag}", MANIFEST_V2)
 
 
+def metadata_bytes(ref: str) -> int:
+    """Bytes of the image's manifest and config blob: stored by every push of a new image."""
+    host, _, rest = ref.partition("/")
+    repo, _, tag = rest.rpartition(":")
+    url = f"http://{host}/v2/{repo}/manifests/{tag}"
+    request = urllib.request.Request(url, headers={"Accept": MANIFEST_V2})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw = response.read()
+    config = json.loads(raw)["config"]
+    return len(raw) + int(config["size"])
+
+
 def layer_sizes(ref: str) -> dict[str, int]:
     layers = manifest(ref).get("layers") or []
     assert isinstance(layers, list)

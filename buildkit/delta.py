@@ -33,6 +33,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from buildkit import bulk as bulkmod
 from buildkit.fsutil import atomic_write_json, read_json
@@ -84,6 +85,14 @@ class Decision:
     changed: tuple[str, ...]
     fresh: bool
     why: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "image": self.snapshot.image,
+            "taken": self.fresh,
+            "changed_files": len(self.changed),
+            "why": self.why,
+        }
 
 
 def snapshot_prefix(dockerfile_text: str) -> str | None:
@@ -196,6 +205,10 @@ def _size(root: Path, rels: list[str]) -> int:
 def _record_path(cache_dir: Path, repository: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", repository)
     return cache_dir / "snapshots" / f"{safe}.json"
+
+
+def recorded(cache_dir: Path, repository: str) -> bool:
+    return _record_path(cache_dir, repository).is_file()
 
 
 def load(cache_dir: Path, repository: str) -> Snapshot | None:

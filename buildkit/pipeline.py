@@ -43,6 +43,7 @@ class LayerOutcome:
     steps: tuple[Step, ...] = field(default_factory=tuple)
     tags: list[str] = field(default_factory=list)  # tags written to the registry in this run
     forced: bool = False  # rebuilt by --no-cache although its key was already built
+    snapshot: dict[str, Any] | None = None  # app.delta: the source snapshot it was built on
 
     def as_json(self) -> dict[str, Any]:
         spec = self.plan.spec
@@ -58,6 +59,7 @@ class LayerOutcome:
             "seconds": round(self.build_seconds, 3),
             "push_seconds": round(self.push_seconds, 3),
             "tags": list(self.tags),
+            "snapshot": self.snapshot,
             "steps": [
                 {"name": s.name, "seconds": round(s.seconds, 3), "cached": s.cached}
                 for s in self.steps
@@ -244,11 +246,13 @@ def _build(
                 config, engine, spec, client, forced=forced, env=env
             )
         build_args = dict(spec.build_args)
-        if spec.delta is not None:
+        on_snapshot = underlays.uses_snapshot(config, spec)
+        if on_snapshot:
             decision, seconds = underlays.ensure_snapshot(
                 config, engine, spec, forced=forced, env=env
             )
             under_seconds += seconds
+            outcome.snapshot = decision.as_json()
             dockerfile, context = contexts.stage_delta(config, spec, decision.changed)
             build_args["BASE_IMAGE"] = decision.snapshot.image
         else:
@@ -269,7 +273,7 @@ def _build(
         try:
             result = builder.build(engine, request, env)
         finally:
-            if spec.delta is not None:  # its hard links to the app's files are not kept
+            if on_snapshot:  # the delta's hard links to the app's files are not kept
                 contexts.clear_delta(config, spec)
     outcome.built = True
     outcome.image_id = result.image_id

@@ -29,6 +29,11 @@ def _path(cache_dir: Path, repository: str) -> Path:
     return cache_dir / "state" / f"{safe}.json"
 
 
+def exists(cache_dir: Path, repository: str) -> bool:
+    """Whether this machine recorded the layer before (without reading the record)."""
+    return _path(cache_dir, repository).is_file()
+
+
 def load(cache_dir: Path, repository: str) -> LayerRecord | None:
     data = read_json(_path(cache_dir, repository))
     if not isinstance(data, dict) or not isinstance(data.get("inputs"), dict):

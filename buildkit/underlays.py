@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from buildkit import contexts, delta, labels, log
+from buildkit import contexts, delta, labels, log, state
 from buildkit.config import Config
 from buildkit.engine import builder, docker_api
 from buildkit.engine.registry import RegistryClient, split_ref
@@ -44,6 +44,16 @@ def ensure_bulk(
         platform=config.platform,
     )
     return builder.build(engine, request, env).seconds
+
+
+def uses_snapshot(config: Config, spec: LayerSpec) -> bool:
+    """Whether the app builds on a source snapshot. Not on a machine's first build of it (a CI
+    runner, which never builds again): a snapshot pays off from the next edit on, so the first
+    build stays one step, with no second BuildKit run and no extra layer."""
+    if spec.delta is None:
+        return False
+    recorded = delta.recorded(config.cache_dir, spec.repository)
+    return recorded or state.exists(config.cache_dir, spec.repository)
 
 
 def ensure_snapshot(

@@ -7,6 +7,7 @@ import json
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,7 +204,7 @@ def _tree_listing(image: str) -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
-def _app_doc(project: Project) -> tuple[dict[str, object], str]:
+def _app_doc(project: Project) -> tuple[dict[str, Any], str]:
     result = project.run("app", "--push", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     return layers_by_name(json.loads(result.stdout))["app"], result.stderr
@@ -216,28 +217,44 @@ def _layer_sizes(image: str) -> list[int]:
     return [int(layer["size"]) for layer in manifest.body["layers"]]
 
 
+def _edit(project: Project, text: str) -> None:
+    greeting = project.root / "lib" / "greeting.rb"
+    greeting.write_text(greeting.read_text() + text)
+
+
 @pytest.mark.docker
 @pytest.mark.slow
 def test_source_edits_ship_the_changed_files_on_the_snapshot(project: Project) -> None:
     (project.root / "lib" / "run_id.rb").write_text(f"# {uuid.uuid4().hex}\n")  # a new app key
     first, log = _app_doc(project)
-    assert "building its source snapshot" in log
-    before = _tree_listing(str(first["image"]))
+    assert "source snapshot" not in log  # a machine's first build (a CI runner's) is one step
+    assert first["snapshot"] is None
+    one_step = _tree_listing(str(first["image"]))
 
-    greeting = project.root / "lib" / "greeting.rb"
-    greeting.write_text(greeting.read_text() + "# an edit\n")
+    _edit(project, "# edit 1\n")
+    second, log = _app_doc(project)
+    assert "building its source snapshot" in log
+    assert "no snapshot yet" in log
+    assert second["snapshot"]["taken"]
+    assert second["snapshot"]["changed_files"] == 0
+    before = _tree_listing(str(second["image"]))
+    assert set(before) == set(one_step)  # the same tree, split in two layers
+
+    _edit(project, "# edit 2\n")
     added = project.root / "app" / "jobs" / "new_job.rb"
     added.parent.mkdir(parents=True)
     added.write_text("class NewJob; end\n")
     added.chmod(0o755)
-    second, log = _app_doc(project)
+    third, log = _app_doc(project)
     assert "building on its source snapshot" in log
     assert "building its source snapshot" not in log
-    assert second["built"]
-    assert second["image"] != first["image"]
-    sizes = _layer_sizes(str(second["image"]))
+    assert third["snapshot"] == {**second["snapshot"], "taken": False, "changed_files": 2,
+                                 "why": "2 changed file(s) since the snapshot"}  # fmt: skip
+    assert third["built"]
+    assert third["image"] != second["image"]
+    sizes = _layer_sizes(str(third["image"]))
     assert sizes[-1] < 2_000  # the two changed files, not the tree
-    after = _tree_listing(str(second["image"]))
+    after = _tree_listing(str(third["image"]))
     # Same tree as before plus the new file and its directory: modes and owners unchanged.
     new = {"./app/jobs", "./app/jobs/new_job.rb"}
     assert set(after) == set(before) | new
@@ -245,15 +262,17 @@ def test_source_edits_ship_the_changed_files_on_the_snapshot(project: Project) -
     for path in set(before) - {"./lib/greeting.rb"}:
         if before[path].endswith(" f"):
             assert after[path] == before[path], path
-    size = greeting.stat().st_size
+    size = (project.root / "lib" / "greeting.rb").stat().st_size
     assert after["./lib/greeting.rb"] == f"644 root:root {size} f"
 
     # A deletion cannot be expressed by COPY: the whole source is snapshotted again.
     (project.root / "lib" / "routes.rb").unlink()
-    third, log = _app_doc(project)
+    fourth, log = _app_doc(project)
     assert "building its source snapshot" in log
     assert "lib/routes.rb was deleted" in log
-    final = _tree_listing(str(third["image"]))
+    assert fourth["snapshot"]["taken"]
+    assert fourth["snapshot"]["image"] != second["snapshot"]["image"]
+    final = _tree_listing(str(fourth["image"]))
     assert "./lib/routes.rb" not in final
     assert set(final) == set(after) - {"./lib/routes.rb"}
     staged = project.cache_dir / "contexts"
