@@ -207,15 +207,18 @@ def _p2(bench: BenchApp, opts: Options, cases: set[str], on: dict[str, str]) -> 
 
 def _snapshot_refreshes(bench: BenchApp, on: dict[str, str], samples: int) -> Samples:
     """imgbuild after deleting a source file that its snapshot holds (docs/config.md,
-    app.delta): it must snapshot the whole source again. A different file each time, since the
-    new snapshot lacks the last one; all restored afterwards (the next run ships them as a
+    app.delta): it must snapshot the whole source again. Each victim is read from imgbuild's
+    snapshot record (a file deleted and restored by an earlier run is not in the snapshot, and
+    its deletion would cost nothing); all are restored afterwards (the next run ships them as a
     delta)."""
     out = Samples()
-    victims = sorted((bench.app / "lib").rglob("*.rb"))[:samples]
+    deleted: list[tuple[Path, Path]] = []
     with tempfile.TemporaryDirectory(prefix="bench-deleted-") as keep:
         try:
-            for i, victim in enumerate(victims):
-                shutil.copy2(victim, Path(keep) / str(i))
+            for i in range(samples):
+                victim = _in_snapshot(bench)
+                deleted.append((victim, Path(keep) / str(i)))
+                shutil.copy2(victim, deleted[-1][1])
                 victim.unlink()
                 settle()
                 seconds, doc = bench.imgbuild("app", "--push", extra_env=on)
@@ -224,10 +227,24 @@ def _snapshot_refreshes(bench: BenchApp, on: dict[str, str], samples: int) -> Sa
                     raise BenchError(f"no new source snapshot after deleting {victim}")
                 out.add(seconds)
         finally:
-            for i, victim in enumerate(victims):
+            for victim, kept in deleted:
                 if not victim.exists():
-                    shutil.copy2(Path(keep) / str(i), victim)
+                    shutil.copy2(kept, victim)
     return out
+
+
+def _in_snapshot(bench: BenchApp) -> Path:
+    """A Ruby file (lib/ first; not the edited one, not app.rb) that the app's current source
+    snapshot holds. The victims of the last run are not in it: the others are."""
+    from buildkit import delta
+
+    specs = bench.specs()
+    record = delta.load(specs["config"].cache_dir, specs["app"].repository)
+    held = [r for r in (record.files if record else {}) if r.endswith(".rb") and "/" in r]
+    for rel in sorted(held, key=lambda r: (not r.startswith("lib/"), r)):
+        if rel != bench.edit_target and (bench.app / rel).is_file():
+            return bench.app / rel
+    raise BenchError(f"{bench.label}: no Ruby file in the source snapshot record to delete")
 
 
 def _engine_note(engine: Samples, total: Samples, naive: Samples) -> str:
