@@ -395,15 +395,27 @@ def test_history_append_caps_records_and_drops_torn_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(history, "MAX_RECORDS", 5)
+    monkeypatch.setattr(history, "TRIM_SLACK", 2)
     path = tmp_path / "h.jsonl"
     for i in range(3):
         history.append(path, {"schema": history.SCHEMA, "i": i})
     path.write_text(path.read_text() + '{"schema": "imgbuild.history/v1", "i": 99\n')  # killed
     for i in range(3, 8):
         history.append(path, {"schema": history.SCHEMA, "i": i})
+    # Appended in place until 5 + 2 lines, then trimmed to the newest 5 (the torn line gone).
     lines = path.read_text().splitlines()
-    assert [json.loads(line)["i"] for line in lines] == [3, 4, 5, 6, 7]
+    assert [json.loads(line)["i"] for line in lines] == [2, 3, 4, 5, 6, 7]
     assert [r["i"] for r in history.read(path)] == [3, 4, 5, 6, 7]
+
+
+def test_history_append_after_a_half_written_line_starts_a_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    history.append(path, {"schema": history.SCHEMA, "i": 0})
+    with path.open("a") as f:
+        f.write('{"schema": "imgbuild.history/v1", "i": ')  # killed mid-write, no newline
+    history.append(path, {"schema": history.SCHEMA, "i": 1})
+    assert [r["i"] for r in history.read(path)] == [0, 1]
+    assert len(path.read_text().splitlines()) == 3  # the torn line kept apart, not glued on
 
 
 def test_recent_records_answer_like_a_full_read_parsing_only_what_is_asked(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import http.client
 import json
 import os
 import time
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from buildkit import log
-from buildkit.engine import credentials
+from buildkit.engine import credentials, keepalive
 from buildkit.errors import RegistryError
 
 MANIFEST_TYPES = ", ".join(
@@ -123,6 +124,8 @@ class RegistryClient:
         self.timeout = timeout
         self.refresh = refresh  # new credentials after a 401 (an expired ECR token)
         self._bearer: dict[str, str] = {}
+        usable = keepalive.KeepAlive.usable(self.scheme, host)
+        self._conn = keepalive.KeepAlive(self.scheme, host, timeout) if usable else None
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://{self.host}/v2/{path}"
@@ -250,20 +253,30 @@ class RegistryClient:
         self, method: str, path: str, auth_header: str | None, body: Body = None
     ) -> tuple[int, Mapping[str, str], bytes]:
         url = path if path.startswith(("http://", "https://")) else self.url(path)
-        request = urllib.request.Request(url, method=method)
-        request.add_header("Accept", MANIFEST_TYPES)
+        headers = {"Accept": MANIFEST_TYPES}
+        payload: bytes | IO[bytes] | None = None
         if body is not None:
-            content_type, payload = body
-            request.add_header("Content-Type", content_type)
-            if isinstance(payload, bytes):
-                request.data = payload
-            else:
+            headers["Content-Type"], payload = body
+            if not isinstance(payload, bytes):
                 size = payload.seek(0, os.SEEK_END)  # flushes a buffered writer, unlike fstat
                 payload.seek(0)
-                request.data = payload
-                request.add_header("Content-Length", str(size))
+                headers["Content-Length"] = str(size)
         if auth_header:
-            request.add_header("Authorization", auth_header)
+            headers["Authorization"] = auth_header
+        origin = f"{self.scheme}://{self.host}"
+        if self._conn is not None and url.startswith(origin + "/"):
+            try:
+                answer = self._conn.request(method, url[len(origin) :], headers, payload)
+            except (http.client.HTTPException, OSError) as exc:
+                raise _Transient(str(exc) or type(exc).__name__) from None
+            if answer[0] not in keepalive.REDIRECTS or method not in ("GET", "HEAD"):
+                return answer
+            # A redirect (ECR to S3): urllib follows it and drops the credential on the way.
+        request = urllib.request.Request(url, method=method, headers=headers)
+        if payload is not None:
+            if not isinstance(payload, bytes):
+                payload.seek(0)
+            request.data = payload
         try:
             with _OPENER.open(request, timeout=self.timeout) as response:
                 return response.status, dict(response.headers), response.read()
