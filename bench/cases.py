@@ -211,39 +211,35 @@ def _p2(bench: BenchApp, opts: Options, cases: set[str], on: dict[str, str]) -> 
 def _snapshot_refreshes(bench: BenchApp, on: dict[str, str], samples: int) -> Samples:
     """imgbuild after deleting a source file that its snapshot holds (docs/config.md,
     app.delta): it must snapshot the whole source again. Each victim is read from imgbuild's
-    snapshot record (a file deleted and restored by an earlier run is not in the snapshot, and
-    its deletion would cost nothing); all are restored afterwards (the next run ships them as a
-    delta)."""
+    snapshot record (a file deleted and restored by an earlier sample is not in the snapshot,
+    and its deletion would cost nothing) and restored right after its run."""
     out = Samples()
-    deleted: list[tuple[Path, Path]] = []
     with tempfile.TemporaryDirectory(prefix="bench-deleted-") as keep:
-        try:
-            for i in range(samples):
-                victim = _in_snapshot(bench)
-                deleted.append((victim, Path(keep) / str(i)))
-                shutil.copy2(victim, deleted[-1][1])
-                victim.unlink()
+        for _ in range(samples):
+            victim = _in_snapshot(bench)
+            kept = Path(keep) / "victim"
+            shutil.copy2(victim, kept)
+            victim.unlink()
+            try:
                 settle()
                 seconds, doc = bench.imgbuild("app", "--push", extra_env=on)
-                app = next(x for x in doc["layers"] if x["name"] == "app")
-                if not (app.get("snapshot") or {}).get("taken"):
-                    raise BenchError(f"no new source snapshot after deleting {victim}")
-                out.add(seconds)
-        finally:
-            for victim, kept in deleted:
-                if not victim.exists():
-                    shutil.copy2(kept, victim)
+            finally:  # back at once: the new snapshot lacks only this file, the next run's
+                shutil.copy2(kept, victim)  # victim is another one
+            app = next(x for x in doc["layers"] if x["name"] == "app")
+            if not (app.get("snapshot") or {}).get("taken"):
+                raise BenchError(f"no new source snapshot after deleting {victim}")
+            out.add(seconds)
     return out
 
 
 def _in_snapshot(bench: BenchApp) -> Path:
-    """A Ruby file (lib/ first; not the edited one, not app.rb) that the app's current source
-    snapshot holds. The victims of the last run are not in it: the others are."""
+    """A Ruby file (lib/ first; not the edited one) that the app's current source snapshot
+    holds: the last sample's victim is not in it, the others are."""
     from buildkit import delta
 
     specs = bench.specs()
     record = delta.load(specs["config"].cache_dir, specs["app"].repository)
-    held = [r for r in (record.files if record else {}) if r.endswith(".rb") and "/" in r]
+    held = [r for r in (record.files if record else {}) if r.endswith(".rb")]
     for rel in sorted(held, key=lambda r: (not r.startswith("lib/"), r)):
         if rel != bench.edit_target and (bench.app / rel).is_file():
             return bench.app / rel

@@ -101,7 +101,7 @@ def snapshot_prefix(dockerfile_text: str) -> str | None:
         return None
     lines = dockerfile_text.splitlines(keepends=True)
     froms, end = 0, 0
-    for stop, instruction in _instructions(lines):
+    for stop, instruction in bulkmod.instructions(lines):
         word = instruction.split(None, 1)[0].upper()
         froms += word == "FROM"
         if end == 0 and word == "COPY" and bulkmod.context_copy(instruction) is not None:
@@ -121,29 +121,6 @@ def _unsafe(word: str, instruction: str, *, before_copy: bool) -> bool:
     if word == "RUN" and _BIND_FROM_CONTEXT.search(instruction):
         return True
     return before_copy and word not in _METADATA
-
-
-def _instructions(lines: list[str]) -> list[tuple[int, str]]:
-    """(index of the line after it, text) per instruction: comments dropped, continuations
-    joined."""
-    found: list[tuple[int, str]] = []
-    index = 0
-    while index < len(lines):
-        parts = []
-        while index < len(lines):
-            line = lines[index].rstrip("\n")
-            index += 1
-            if line.lstrip().startswith("#"):
-                continue
-            if line.rstrip().endswith("\\"):
-                parts.append(line.rstrip()[:-1])
-                continue
-            parts.append(line)
-            break
-        text = " ".join(p.strip() for p in parts).strip()
-        if text:
-            found.append((index, text))
-    return found
 
 
 def frame_digest(prefix: str, parent_image: str, build_args: Mapping[str, str]) -> str:

@@ -7,11 +7,14 @@ Secrets are never put in argv: callers pass them through files, stdin or a priva
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,17 +122,37 @@ def run(
 
 @contextmanager
 def _terminating(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
-    """Make sure a streamed child never outlives us (Ctrl-C, SIGTERM, exceptions)."""
+    """Make sure a streamed child, and whatever it started, never outlives us (Ctrl-C,
+    SIGTERM, exceptions). The child leads its own process group: `docker buildx` runs the buildx
+    plugin as a process of its own, which a SIGTERM to `docker` alone leaves running."""
     try:
         yield proc
     finally:
         if proc.poll() is None:
-            proc.terminate()
+            _signal_group(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
+        _reap_group(proc.pid)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _reap_group(pgid: int, seconds: float = 5.0) -> None:
+    """Wait for the rest of the group (a plugin finishing its cancel), then kill what is left."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)  # the group's other members are not our children: no wait() for them
+    _signal_group(pgid, signal.SIGKILL)
 
 
 def stream(
@@ -153,6 +176,7 @@ def stream(
         text=True,
         errors="replace",
         bufsize=1,
+        process_group=0,  # see _terminating; the terminal's Ctrl-C reaches us, and we stop it
     )
     with _terminating(proc):
         assert proc.stdout is not None  # guaranteed by stdout=PIPE

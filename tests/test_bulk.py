@@ -162,3 +162,25 @@ def test_bulk_takes_real_directories_only(project: Project) -> None:
     assert app.build_args["BASE_IMAGE"] == app.bulk.image
     assert "app/assets/images" in app.ignore
     assert app.inputs["bulk paths"] == "app/assets/images"
+
+
+def test_bulk_lands_where_a_relative_context_copy_does() -> None:
+    text = (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG ROOT=/srv\nWORKDIR ${ROOT}/shop\n"
+        "COPY --chown=app:app . .\nUSER app\n"
+    )
+    spec = plan(dockerfile=text)
+    assert spec is not None
+    assert spec.setup == ("ARG ROOT=/srv", "WORKDIR ${ROOT}/shop")
+    lines = spec.dockerfile().splitlines()
+    copies = [i for i, line in enumerate(lines) if line.startswith("COPY")]
+    assert lines.index("WORKDIR ${ROOT}/shop") < copies[0]  # `./app/assets/...` under /srv/shop
+    assert lines[copies[0]] == 'COPY --chown=app:app ["app/assets/images", "./app/assets/images"]'
+    assert spec.key != plan(dockerfile=text.replace("/shop", "/store")).key
+
+
+def test_default_dockerfile_has_no_setup_to_repeat() -> None:
+    spec = plan()
+    assert spec is not None
+    assert spec.setup == ()
+    assert "WORKDIR" not in spec.dockerfile()
