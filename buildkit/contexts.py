@@ -22,7 +22,7 @@ from pathlib import Path
 from buildkit import dockerignore, log
 from buildkit.config import Config
 from buildkit.errors import InputError
-from buildkit.fsutil import atomic_write_text
+from buildkit.fsutil import atomic_write_text, safe_name
 from buildkit.layers import LayerSpec
 
 SHARED_GEM_MOUNT = "imgbuild-bundle"  # the cache mount id in images/base/Dockerfile
@@ -31,8 +31,7 @@ RUBY_BUILD_URL = "https://github.com/rbenv/ruby-build/archive/refs/tags/{tag}.ta
 
 
 def _staging(config: Config, spec: LayerSpec, kind: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.repository)
-    path = config.cache_dir / kind / safe
+    path = config.cache_dir / kind / safe_name(spec.repository)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -150,7 +149,7 @@ def _download_ruby_build(config: Config, wanted: str) -> Path:
     url = wanted if wanted.startswith(("http://", "https://")) else RUBY_BUILD_URL.format(tag=tag)
     downloads = config.cache_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-    archive = downloads / re.sub(r"[^A-Za-z0-9_.-]+", "_", url)
+    archive = downloads / safe_name(url)
     if not archive.is_file():
         log.info(f"downloading ruby-build from {url}")
         partial = downloads / f".{archive.name}.{os.getpid()}.part"

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from buildkit import bulk as bulkmod
-from buildkit.fsutil import atomic_write_json, read_json
+from buildkit.fsutil import atomic_write_json, read_json, safe_name
 from buildkit.hashing import combine
 from buildkit.keys import KEY_LENGTH, compute_key
 
@@ -180,8 +180,7 @@ def _size(root: Path, rels: list[str]) -> int:
 
 
 def _record_path(cache_dir: Path, repository: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", repository)
-    return cache_dir / "snapshots" / f"{safe}.json"
+    return cache_dir / "snapshots" / f"{safe_name(repository)}.json"
 
 
 def recorded(cache_dir: Path, repository: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,3 +35,8 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def safe_name(text: str) -> str:
+    """A file name for a repository, project or URL: runs of other characters become `_`."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)

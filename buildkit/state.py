@@ -7,12 +7,11 @@ it only makes the reasons vaguer ("no earlier build recorded"), never the decisi
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildkit.fsutil import atomic_write_text, read_json
+from buildkit.fsutil import atomic_write_text, read_json, safe_name
 
 _HEAD = 4096  # key and image are written first: enough to tell an unchanged record
 
@@ -25,8 +24,7 @@ class LayerRecord:
 
 
 def _path(cache_dir: Path, repository: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", repository)
-    return cache_dir / "state" / f"{safe}.json"
+    return cache_dir / "state" / f"{safe_name(repository)}.json"
 
 
 def exists(cache_dir: Path, repository: str) -> bool:

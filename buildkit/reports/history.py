@@ -14,7 +14,6 @@ import fcntl
 import itertools
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +32,7 @@ SEED_RECORDS = 20
 
 
 def default_path(config: Config) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.name)
+    safe = fsutil.safe_name(config.name)
     return config.cache_dir / "history" / f"{safe}.jsonl"
 
 
