@@ -131,6 +131,11 @@ def _setup(dockerfile_text: str) -> tuple[str, ...]:
     return ()
 
 
+def under(rel: str, paths: Sequence[str]) -> bool:
+    """Whether the relpath lies inside one of the paths."""
+    return any(rel.startswith(p + "/") for p in paths)
+
+
 def _outermost(paths: Sequence[str]) -> list[str]:
     """Drop paths inside another listed path (their files are copied with it)."""
     unique = list(dict.fromkeys(paths))

@@ -49,25 +49,30 @@ def staging_lock(config: Config, spec: LayerSpec) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _stage(config: Config, spec: LayerSpec, sub: str, text: str, ignore: str) -> Path:
+    """Write a Dockerfile and the ignore file BuildKit reads beside it (`<name>.dockerignore`)
+    under the layer's staging dir (`sub` for the app's hidden images); return its path."""
+    directory = _staging(config, spec, "dockerfiles") / sub
+    directory.mkdir(exist_ok=True)
+    target = directory / "Dockerfile"
+    atomic_write_text(target, text)
+    atomic_write_text(directory / "Dockerfile.dockerignore", ignore)
+    return target
+
+
 def stage_dockerfile(config: Config, spec: LayerSpec) -> Path:
     """Copy the layer's Dockerfile next to its generated ignore file; return the copy's path."""
-    directory = _staging(config, spec, "dockerfiles")
-    target = directory / "Dockerfile"
-    atomic_write_text(target, _own_gem_mount(spec, spec.dockerfile.read_text(encoding="utf-8")))
-    atomic_write_text(directory / "Dockerfile.dockerignore", dockerignore.render(spec.ignore))
-    return target
+    text = _own_gem_mount(spec, spec.dockerfile.read_text(encoding="utf-8"))
+    return _stage(config, spec, "", text, dockerignore.render(spec.ignore))
 
 
 def stage_bulk_dockerfile(config: Config, spec: LayerSpec) -> Path:
     """The generated Dockerfile of the app's bulk image (bulk.py), next to the app's own
     ignore rules without the bulk exclusions; staged under the app layer's lock."""
     assert spec.bulk is not None
-    directory = _staging(config, spec, "dockerfiles") / "bulk"
-    directory.mkdir(exist_ok=True)
-    target = directory / "Dockerfile"
-    atomic_write_text(target, spec.bulk.dockerfile())
-    atomic_write_text(directory / "Dockerfile.dockerignore", dockerignore.render(spec.bulk.ignore))
-    return target
+    return _stage(
+        config, spec, "bulk", spec.bulk.dockerfile(), dockerignore.render(spec.bulk.ignore)
+    )
 
 
 def _own_gem_mount(spec: LayerSpec, text: str) -> str:
@@ -170,12 +175,7 @@ def stage_snapshot_dockerfile(config: Config, spec: LayerSpec) -> Path:
     """The app Dockerfile up to its context COPY (delta.py), next to the app layer's ignore
     rules: the snapshot copies the whole source as a one-step build would."""
     assert spec.delta is not None
-    directory = _staging(config, spec, "dockerfiles") / "snapshot"
-    directory.mkdir(exist_ok=True)
-    target = directory / "Dockerfile"
-    atomic_write_text(target, spec.delta.prefix)
-    atomic_write_text(directory / "Dockerfile.dockerignore", dockerignore.render(spec.ignore))
-    return target
+    return _stage(config, spec, "snapshot", spec.delta.prefix, dockerignore.render(spec.ignore))
 
 
 def stage_delta(config: Config, spec: LayerSpec, changed: Sequence[str]) -> tuple[Path, Path]:
@@ -183,12 +183,9 @@ def stage_delta(config: Config, spec: LayerSpec, changed: Sequence[str]) -> tupl
     context holding only the `changed` files (hard links where possible), directories with the
     source's modes, so its `COPY . <dest>` writes exactly what a whole-tree COPY would."""
     assert spec.context is not None
-    directory = _staging(config, spec, "dockerfiles") / "delta"
-    directory.mkdir(exist_ok=True)
-    dockerfile = directory / "Dockerfile"
-    atomic_write_text(dockerfile, spec.dockerfile.read_text(encoding="utf-8"))
-    # Present, so BuildKit does not fall back to a .dockerignore the delta may carry.
-    atomic_write_text(directory / "Dockerfile.dockerignore", "# the delta holds only kept files\n")
+    # The ignore file is there so BuildKit does not fall back to a .dockerignore in the delta.
+    text = spec.dockerfile.read_text(encoding="utf-8")
+    dockerfile = _stage(config, spec, "delta", text, "# the delta holds only kept files\n")
     context = _delta_context(config, spec)
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir()

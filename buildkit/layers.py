@@ -240,12 +240,12 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
     prefix = deltamod.snapshot_prefix(dockerfile_text) if app.delta else None
     delta = None
     if prefix is not None:
-        held = bulk.paths if bulk else ()
         delta = deltamod.DeltaSpec(
             repository=repository(config, "app"),
             prefix=prefix,
             frame=deltamod.frame_digest(prefix, build_args["BASE_IMAGE"], build_args),
-            files={r: d for r, d in tree.files.items() if not _under(r, held)},
+            tree=tree.files,
+            bulk=bulk.paths if bulk else (),
         )
     return LayerSpec(
         name="app",
@@ -260,10 +260,6 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         bulk=bulk,
         delta=delta,
     )
-
-
-def _under(rel: str, paths: tuple[str, ...]) -> bool:
-    return any(rel.startswith(p + "/") for p in paths)
 
 
 def chain(config: Config, cache: hashing.DigestCache | None = None) -> list[LayerSpec]:

@@ -147,6 +147,7 @@ def _build_stale(
 ) -> None:
     # Loaded only when something is built: the staging and BuildKit modules cost a no-op run
     # tens of ms of imports (tarfile, the progress parser).
+    from buildkit import underlays
     from buildkit.engine import builder
 
     docker_api.client()  # a daemon that does not answer is exit 5, before BuildKit's check
@@ -156,7 +157,10 @@ def _build_stale(
         for outcome in stale:
             forced = options.no_cache and outcome.plan.spec.name == options.target
             outcome.forced = forced
-            cache_from = [] if forced else _cache_from(outcome.plan.spec, config, client)
+            # A build on a local source snapshot has nothing to import: skip the round trips.
+            on_snapshot = underlays.uses_snapshot(config, outcome.plan.spec)
+            skip = forced or on_snapshot
+            cache_from = [] if skip else _cache_from(outcome.plan.spec, config, client)
             build_secrets = files if outcome.plan.spec.name == "base" else {}
             _build(
                 config,
@@ -165,6 +169,7 @@ def _build_stale(
                 git,
                 cache_from=cache_from,
                 forced=forced,
+                on_snapshot=on_snapshot,
                 env=env,
                 secrets=build_secrets,
                 client=client,
@@ -228,6 +233,7 @@ def _build(
     *,
     cache_from: list[str],
     forced: bool,
+    on_snapshot: bool,
     env: Mapping[str, str],
     secrets: Mapping[str, Path],
     client: RegistryClient | None = None,
@@ -246,7 +252,6 @@ def _build(
                 config, engine, spec, client, forced=forced, env=env
             )
         build_args = dict(spec.build_args)
-        on_snapshot = underlays.uses_snapshot(config, spec)
         if on_snapshot:
             decision, seconds = underlays.ensure_snapshot(
                 config, engine, spec, forced=forced, env=env

@@ -50,10 +50,8 @@ def uses_snapshot(config: Config, spec: LayerSpec) -> bool:
     """Whether the app builds on a source snapshot. Not on a machine's first build of it (a CI
     runner, which never builds again): a snapshot pays off from the next edit on, so the first
     build stays one step, with no second BuildKit run and no extra layer."""
-    if spec.delta is None:
-        return False
-    recorded = delta.recorded(config.cache_dir, spec.repository)
-    return recorded or state.exists(config.cache_dir, spec.repository)
+    # Every run records its layers (plan.record), so a snapshot record implies this one.
+    return spec.delta is not None and state.exists(config.cache_dir, spec.repository)
 
 
 def ensure_snapshot(

@@ -66,7 +66,7 @@ def test_dockerfiles_that_build_in_one_step(text: str) -> None:
 
 
 def _spec(files: dict[str, str], frame: str = "f") -> delta.DeltaSpec:
-    return delta.DeltaSpec(repository="reg/app", prefix="FROM x\n", frame=frame, files=files)
+    return delta.DeltaSpec(repository="reg/app", prefix="FROM x\n", frame=frame, tree=files)
 
 
 def _tree(root: Path, sizes: dict[str, int]) -> None:

@@ -53,18 +53,12 @@ class KeepAlive:
         try:
             return self._exchange(conn, method, path, headers, body)
         except _STALE:
-            self.close()
             if not reused:
                 raise
         # The server dropped the idle connection before reading this request: send it again.
         if body is not None and not isinstance(body, bytes):
             body.seek(0)
-        conn, _ = self._connection()
-        try:
-            return self._exchange(conn, method, path, headers, body)
-        except (http.client.HTTPException, OSError):
-            self.close()
-            raise
+        return self._exchange(self._connection()[0], method, path, headers, body)
 
     def _exchange(
         self,
@@ -74,12 +68,11 @@ class KeepAlive:
         headers: Mapping[str, str],
         body: bytes | IO[bytes] | None,
     ) -> Response:
+        """One request and its answer; a connection that failed or will close is dropped."""
         try:
             conn.request(method, path, body=body, headers=dict(headers))
             response = conn.getresponse()
             data = response.read()
-        except _STALE:
-            raise
         except (http.client.HTTPException, OSError):
             self.close()
             raise
