@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import uuid
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import gen_app
+import tools
 from tools import BENCH_HOME, DOCKER, REGISTRY, REPO_ROOT, VENV, BenchError, dev_env, run
 
 NAIVE_DOCKERFILE = Path(__file__).with_name("naive") / "Dockerfile"
@@ -289,31 +291,60 @@ def ruby_context(config: Any, spec: Any) -> Path:
 
 def example_app() -> BenchApp:
     """A copy of examples/hello named bench-hello, plus small extra gems for P4."""
-    bench = BenchApp(label="example", name="bench-hello", workdir=BENCH_HOME / "example")
+    suffix = tools.CURRENT_ENGINE.suffix
+    name = f"bench-hello{suffix}"
+    bench = BenchApp(label="example", name=name, workdir=BENCH_HOME / f"example{suffix}")
     if not (bench.app / "imgbuild.yaml").is_file():
         shutil.copytree(REPO_ROOT / "examples" / "hello", bench.app, dirs_exist_ok=True)
-        config = bench.app / "imgbuild.yaml"
-        text = config.read_text(encoding="utf-8").replace("name: hello", "name: bench-hello")
-        config.write_text(text, encoding="utf-8")
+        _rename(bench.app, "hello", name)
     if not list((bench.app / "vendor" / "cache").glob("benchextra_*.gem")):
+        _use_ruby_of(bench)
         gen_app.generate_extras(bench.app)
     bench.extras = _extras(bench.app)
     return bench
+
+
+def _use_ruby_of(bench: BenchApp) -> None:
+    """Gems are built with a Ruby image: this bench app's own ruby layer (built or pulled here if
+    need be), so a fresh machine needs nothing but the bench itself. BENCH_RUBY_IMAGE overrides."""
+    if os.environ.get("BENCH_RUBY_IMAGE"):
+        return
+    _, doc = bench.imgbuild("ruby")
+    ruby = next((layer for layer in doc.get("layers") or () if layer["name"] == "ruby"), None)
+    if ruby is None:
+        raise BenchError(f"imgbuild ruby on {bench.app} gave no ruby layer in its --json")
+    gen_app.RUBY_IMAGE = str(ruby["image"])
 
 
 def large_app() -> BenchApp:
     workdir = BENCH_HOME / "large"
     if not (workdir / ".complete").is_file():
         shutil.rmtree(workdir, ignore_errors=True)
+        _use_ruby_of(example_app())
         gen_app.generate_large(workdir)
+    suffix = tools.CURRENT_ENGINE.suffix
+    if suffix:  # the same generated app under its own name, work dir and repositories
+        copy = BENCH_HOME / f"large{suffix}"
+        if not (copy / ".complete").is_file():
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(workdir / "app", copy / "app", symlinks=True)
+            _rename(copy / "app", "bench-large", f"bench-large{suffix}")
+            (copy / ".complete").touch()
+        workdir = copy
     bench = BenchApp(
         label="large",
-        name="bench-large",
+        name=f"bench-large{suffix}",
         workdir=workdir,
         edit_target="app/models/ns0/part0/models_00000.rb",
     )
     bench.extras = _extras(bench.app)
     return bench
+
+
+def _rename(app: Path, old: str, new: str) -> None:
+    config = app / "imgbuild.yaml"
+    text = config.read_text(encoding="utf-8").replace(f"name: {old}\n", f"name: {new}\n", 1)
+    config.write_text(text, encoding="utf-8")
 
 
 def _extras(app: Path) -> list[str]:

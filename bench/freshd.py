@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from tools import DOCKER, REGISTRY, BenchError, log_line
+import tools
+from tools import DEV_HOME, DOCKER, REGISTRY, BenchError, log_line
 
 FORWARD = Path(__file__).with_name("forward.py")
 START_TIMEOUT = 60.0
@@ -69,6 +70,41 @@ def _unmount_under(*roots: Path) -> None:
             subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
+def _engine26_root() -> Path:
+    return DEV_HOME / "engine26" / "root"
+
+
+def _dockerd(run_dir: Path) -> str:
+    """The daemon of the engine being measured: the system's, or engine 26's on its own
+    containerd with the containerd image store on (as dev/engine26.sh starts it)."""
+    if tools.CURRENT_ENGINE.name == "system":
+        return "dockerd"
+    (run_dir / "daemon.json").write_text('{"features": {"containerd-snapshotter": true}}\n')
+    return (
+        f"{_engine26_root()}/usr/sbin/dockerd --config-file {run_dir}/daemon.json "
+        f"--containerd {run_dir}/containerd.sock"
+    )
+
+
+def _engine26_prefix(run_dir: Path, data_root: Path) -> str:
+    """Shell that starts engine 26's own containerd (in the same namespace) and waits for it."""
+    if tools.CURRENT_ENGINE.name == "system":
+        return ""
+    root = _engine26_root()
+    (run_dir / "containerd.toml").write_text(
+        f'version = 2\nroot = "{data_root}/containerd"\nstate = "{run_dir}/ctd-state"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+        f'[grpc]\n  address = "{run_dir}/containerd.sock"\n'
+        f'[ttrpc]\n  address = "{run_dir}/containerd.sock.ttrpc"\n'
+    )
+    ctr = f"{root}/usr/bin/ctr -a {run_dir}/containerd.sock version >/dev/null 2>&1"
+    return (
+        f"export PATH={root}/usr/bin:{root}/usr/sbin:$PATH && "
+        f"{{ containerd --config {run_dir}/containerd.toml & echo $! > {run_dir}/ctd.pid; }} && "
+        f"for i in $(seq 1 100); do {ctr} && break; sleep 0.2; done && "
+    )
+
+
 @contextmanager
 def fresh_daemon(workdir: Path) -> Iterator[dict[str, str]]:
     """Start an empty dockerd; yield env additions (DOCKER_HOST); stop and delete it after."""
@@ -81,7 +117,8 @@ def fresh_daemon(workdir: Path) -> Iterator[dict[str, str]]:
     script = (
         "ip link set lo up && "
         f"{{ {py} {FORWARD} tcp-to-unix {REGISTRY} {reg_sock} & echo $! > {run_dir}/fwd.pid; }} && "
-        f"exec dockerd --data-root {data_root} --exec-root {run_dir}/exec "
+        f"{_engine26_prefix(run_dir, data_root)}"
+        f"exec {_dockerd(run_dir)} --data-root {data_root} --exec-root {run_dir}/exec "
         f"--pidfile {run_dir}/docker.pid -H unix://{sock} --bridge=none --iptables=false "
         "--ip-masq=false --log-level=warn"
     )
@@ -98,9 +135,9 @@ def fresh_daemon(workdir: Path) -> Iterator[dict[str, str]]:
         _kill(daemon.pid)
         daemon.wait(timeout=10)
         log_line(f"# fresh dockerd stopped in {time.monotonic() - timer:.1f}s")
-        fwd_pid = run_dir / "fwd.pid"
-        if fwd_pid.is_file():
-            _kill(int(fwd_pid.read_text().strip()), timeout=5)
+        for pid_file in (run_dir / "ctd.pid", run_dir / "fwd.pid"):
+            if pid_file.is_file():
+                _kill(int(pid_file.read_text().strip()), timeout=10)
         host_fwd.terminate()
         host_fwd.wait(timeout=10)
         log_file.close()

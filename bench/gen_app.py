@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The image gems are built with: bench/apps.py sets it to the bench app's own ruby layer.
 RUBY_IMAGE = os.environ.get("BENCH_RUBY_IMAGE", "127.0.0.1:5000/hello-ruby:latest")
 SOURCE_DATE_EPOCH = "1704067200"  # fixed, so the .gem files are reproducible
 WORDS = (

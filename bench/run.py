@@ -4,6 +4,7 @@
     bench/run --large --pairs 3     # also the generated 10k-file / 200 MB app with a real gem set
     bench/run --quick               # smoke run (make test): 1 pair, example app, no cold builds
     bench/run --cases P1,P2
+    bench/run --engines engine26    # one engine only (default: the system engine, then engine 26)
 
 Sides alternate (A B A B …) because the machine is shared and noisy; the table shows medians
 with min-max. Details of every command go to ~/.cache/imgbuild-dev/bench/last-run.log.
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import apps
 import cases
-from tools import BENCH_HOME, LOG, BenchError, machine
+import tools
+from tools import BENCH_HOME, ENGINES, LOG, BenchError, machine
 
 ALL_CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
 
@@ -45,6 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--large", action="store_true", help="also the generated large app")
     parser.add_argument("--large-only", action="store_true", help="only the generated large app")
+    parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help="engines to measure on, one table each (default system,engine26)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -130,29 +137,55 @@ def _locked_main(args: argparse.Namespace, wanted: set[str]) -> int:
     pairs = max(args.pairs, 1)
     naive_runs = pairs if args.naive_runs is None else args.naive_runs
     opts = cases.Options(pairs, naive_runs, cold_runs=args.cold_runs, quick=args.quick)
+    large = cases.Options(
+        args.large_pairs, args.large_naive_runs, cold_runs=args.cold_runs, quick=args.quick
+    )
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = set(engines) - set(ENGINES)
+    if unknown or not engines:
+        print(f"bench/run: --engines takes {', '.join(ENGINES)}", file=sys.stderr)
+        return 2
     LOG.write_text("", encoding="utf-8")
-    info = machine()
-    info["bytecode"] = _compile_bytecode()
+    bytecode = _compile_bytecode()
+    tables, documents = [], []
+    try:
+        for name in engines:
+            tools.use_engine(tools.engine_choice(name))
+            info = {**machine(), "bytecode": bytecode, "engine-name": name}
+            rows = _run_engine(args, wanted, opts, large)
+            tables.append(
+                render(rows, info, opts, large if args.large or args.large_only else None)
+            )
+            documents.append((info, rows))
+    except BenchError as exc:
+        print(f"bench/run: {exc}\n(see {LOG})", file=sys.stderr)
+        return 1
+    text = "\n\n".join(tables)
+    print(text)
+    (BENCH_HOME / "last-table.md").write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        data = [
+            {**r.__dict__, "result": r.verdict, "engine": info["engine-name"]}
+            for info, rows in documents
+            for r in rows
+        ]
+        machines = {info["engine-name"]: info for info, _ in documents}
+        document = {"machine": documents[0][0], "machines": machines, "rows": data}
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    return 0
+
+
+def _run_engine(
+    args: argparse.Namespace, wanted: set[str], opts: cases.Options, large: cases.Options
+) -> list[cases.Row]:
+    """Every wanted case on the engine `tools.use_engine` chose, with that engine's own apps."""
     benches = [] if args.large_only else [apps.example_app]
     if args.large or args.large_only:
         benches.append(apps.large_app)
     rows: list[cases.Row] = []
-    large = cases.Options(
-        args.large_pairs, args.large_naive_runs, cold_runs=args.cold_runs, quick=args.quick
-    )
-    try:
-        for make in benches:
-            rows += run_app(make(), wanted, large if make is apps.large_app else opts)
-    except BenchError as exc:
-        print(f"bench/run: {exc}\n(see {LOG})", file=sys.stderr)
-        return 1
-    text = render(rows, info, opts, large if args.large or args.large_only else None)
-    print(text)
-    (BENCH_HOME / "last-table.md").write_text(text + "\n", encoding="utf-8")
-    if args.json:
-        data = [{**r.__dict__, "result": r.verdict} for r in rows]
-        args.json.write_text(json.dumps({"machine": info, "rows": data}, indent=2) + "\n")
-    return 0
+    for make in benches:
+        rows += run_app(make(), wanted, large if make is apps.large_app else opts)
+    return rows
 
 
 def _compile_bytecode() -> str:

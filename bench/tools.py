@@ -27,6 +27,46 @@ DOCKER = os.environ.get("BENCH_DOCKER", "docker")
 LOG = BENCH_HOME / "last-run.log"
 
 
+# The engines a run can measure on: the system one, and engine 26 (Docker 26 with the containerd
+# image store, brought up by `make services`; its socket is in the dev env file).
+ENGINES = ("system", "engine26")
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    name: str  # "system" or "engine26"
+    host: str  # DOCKER_HOST for it; "" = whatever the environment says
+
+    @property
+    def suffix(self) -> str:
+        """Appended to app names and work dirs: each engine builds and pushes its own images."""
+        return "" if self.name == "system" else "-e26"
+
+
+def engine_choice(name: str) -> EngineChoice:
+    if name == "system":
+        return EngineChoice("system", os.environ.get("DOCKER_HOST", ""))
+    host = dev_env().get("IMGBUILD_DEV_ENGINE26_HOST", "")
+    if not host:
+        raise BenchError(
+            "engine 26 is not set up (no IMGBUILD_DEV_ENGINE26_HOST); run make services"
+        )
+    return EngineChoice("engine26", host)
+
+
+def use_engine(choice: EngineChoice) -> None:
+    """Point every later docker and imgbuild command of this process at `choice`."""
+    global CURRENT_ENGINE
+    CURRENT_ENGINE = choice
+    if choice.host:
+        os.environ["DOCKER_HOST"] = choice.host
+    else:
+        os.environ.pop("DOCKER_HOST", None)
+
+
+CURRENT_ENGINE = EngineChoice("system", "")
+
+
 class BenchError(Exception):
     """A step of the benchmark failed; the message says which and shows the output's tail."""
 

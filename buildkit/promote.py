@@ -77,9 +77,17 @@ def _copy(src: RegistryClient, dst: RegistryClient, source: str, target: str) ->
 def _copy_blobs(
     src: RegistryClient, dst: RegistryClient, src_repo: str, dst_repo: str, manifest: Manifest
 ) -> int:
+    """Everything `manifest` refers to, so that the target can accept it. An index (what buildx
+    pushes from an engine with attestations: the platform image plus its provenance) is copied
+    whole: each child manifest, by digest, after its own blobs, so the index's digest holds."""
+    if "manifests" in manifest.body:
+        return sum(
+            _copy_child(src, dst, src_repo, dst_repo, str(entry["digest"]))
+            for entry in manifest.body["manifests"]
+        )
     blobs = [
         manifest.body["config"]["digest"],
-        *(layer["digest"] for layer in manifest.body["layers"]),
+        *(layer["digest"] for layer in manifest.body.get("layers") or ()),
     ]
     copied = 0
     for digest in blobs:
@@ -89,6 +97,22 @@ def _copy_blobs(
             src.download_blob(src_repo, digest, buffer)
             dst.upload_blob(dst_repo, digest, buffer)
         copied += 1
+    return copied
+
+
+def _copy_child(
+    src: RegistryClient, dst: RegistryClient, src_repo: str, dst_repo: str, digest: str
+) -> int:
+    if dst.exists(dst_repo, digest) == digest:
+        return 0
+    child = src.manifest(src_repo, digest)
+    if child is None:
+        raise RegistryError(
+            f"{src_repo}@{digest} is listed in its index but missing from the source registry; "
+            "push the image again"
+        )
+    copied = _copy_blobs(src, dst, src_repo, dst_repo, child)
+    dst.put_manifest(dst_repo, digest, child)
     return copied
 
 

@@ -59,10 +59,12 @@ def _push_content(outcome: LayerOutcome, access: RegistryAccess, client: Registr
             f"{spec.image} is neither local nor in the registry; rerun without --push to build it"
         )
     if remote is not None:
-        # Rebuilt under a key the registry already has (--no-cache): compare image IDs (the
-        # config digest) before pushing anything, so the immutable tag is never touched.
+        # Rebuilt under a key the registry already has (--no-cache): compare image IDs before
+        # pushing anything, so the immutable tag is never touched. The ID is the config digest
+        # in a classic image store, the manifest's (or index's) digest in the containerd store.
         manifest = _manifest(client, spec.image)
-        if manifest.body.get("config", {}).get("digest") == outcome.image_id:
+        config = manifest.body.get("config", {}).get("digest")
+        if outcome.image_id in (config, remote):
             outcome.digest = remote
             return
         if not outcome.forced:

@@ -6,15 +6,15 @@
 set -euo pipefail
 
 DEV_HOME=${IMGBUILD_DEV_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/imgbuild-dev}
-REGISTRY=${IMGBUILD_DEV_REGISTRY:-127.0.0.1:5000}
-BASE_REF=${IMGBUILD_DEV_BASE_IMAGE:-$REGISTRY/debian:bookworm}
+mkdir -p "$DEV_HOME"
+# The registry address: asked for, else the one this dev home chose before, else 127.0.0.1:5000
+# (section 5 moves a new dev home to a free port when another dev home's registry holds 5000).
+REGISTRY=${IMGBUILD_DEV_REGISTRY:-$(cat "$DEV_HOME/registry-address" 2>/dev/null || echo 127.0.0.1:5000)}
 RUBY_SERIES=${IMGBUILD_DEV_RUBY_SERIES:-3.3}
 export DEBIAN_FRONTEND=noninteractive
 
 say() { printf 'services: %s\n' "$*" >&2; }
 die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
-
-mkdir -p "$DEV_HOME"
 
 # The mirror this machine's apt already uses (never hard-coded: the archive host is the system's choice).
 debian_mirror() {
@@ -33,6 +33,13 @@ for p in docker.io docker-registry apache2-utils debootstrap xz-utils curl ca-ce
          chromium; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
+# Debian 13 ships the docker CLI as its own package (docker.io only recommends it); Debian 12's
+# docker.io includes it and has no docker-cli package.
+if ! command -v docker >/dev/null 2>&1; then
+  [[ -d /var/lib/apt/lists/partial ]] && ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 \
+    || apt-get update -q >/dev/null
+  apt-cache show docker-cli >/dev/null 2>&1 && need_pkgs+=(docker-cli)
+fi
 if ((${#need_pkgs[@]})); then
   say "installing ${need_pkgs[*]}"
   apt-get update -q >/dev/null
@@ -88,7 +95,10 @@ if ! docker buildx version >/dev/null 2>&1; then
   # System-wide plugin dir: found by every docker CLI, whatever DOCKER_CONFIG a run uses.
   plugdir=/usr/local/libexec/docker/cli-plugins
   mkdir -p "$plugdir"
-  if apt-cache policy docker-buildx 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+  # (the policy is read whole first: grep -q would close the pipe early, and pipefail
+  # would turn that SIGPIPE into "no candidate")
+  policy=$(apt-cache policy docker-buildx 2>/dev/null || true)
+  if [[ "$policy" == *"Candidate: "[0-9]* ]]; then
     apt-get install -y -q docker-buildx >/dev/null
   else
     say "installing docker-buildx from Debian trixie as a CLI plugin"
@@ -98,9 +108,27 @@ if ! docker buildx version >/dev/null 2>&1; then
   docker buildx version >/dev/null || die "docker buildx still missing after install"
 fi
 
+# --- 4b. engine 26: Debian 13's Docker 26 beside the system engine (dev/engine26.sh) ------------
+# shellcheck source=dev/engine26.sh
+source "$(dirname "$0")/engine26.sh"
+engine26_up
+
 # --- 5. registry on loopback ---------------------------------------------------------------------
-REG_DIR="$DEV_HOME/registry-${REGISTRY//[:\/]/_}"
-if ! curl -fsS -o /dev/null "http://$REGISTRY/v2/" 2>/dev/null; then
+reg_dir() { echo "$DEV_HOME/registry-${1//[:\/]/_}"; }
+answers() { curl -fsS -o /dev/null "http://$1/v2/" 2>/dev/null; }
+ours() { pgrep -f "docker-registry serve $(reg_dir "$1")/config.yml" >/dev/null; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# A fresh dev home (the fresh set-up check) must not reuse another dev home's registry data: when
+# the default address answers with someone else's registry, take a free port and remember it.
+if [[ -z "${IMGBUILD_DEV_REGISTRY:-}" && ! -f "$DEV_HOME/registry-address" ]] \
+   && answers "$REGISTRY" && ! ours "$REGISTRY"; then
+  REGISTRY="127.0.0.1:$(free_port)"
+  say "another dev home's registry holds 127.0.0.1:5000; this one uses $REGISTRY"
+fi
+echo "$REGISTRY" >"$DEV_HOME/registry-address"
+BASE_REF=${IMGBUILD_DEV_BASE_IMAGE:-$REGISTRY/debian:bookworm}
+REG_DIR=$(reg_dir "$REGISTRY")
+if ! answers "$REGISTRY"; then
   mkdir -p "$REG_DIR/data"
   cat >"$REG_DIR/config.yml" <<EOF
 version: 0.1
@@ -188,6 +216,7 @@ export IMGBUILD_DEV_BASE_IMAGE=$BASE_REF
 export IMGBUILD_DEV_RUBY_VERSION=$ruby_ver
 export IMGBUILD_DEV_RUBY_TARBALL=$ruby_tgz
 export IMGBUILD_DEV_RUBY_BUILD=$DEV_HOME/ruby-build
+export IMGBUILD_DEV_ENGINE26_HOST=$E26_HOST
 EOF
 mv "$DEV_HOME/env.tmp" "$DEV_HOME/env"
-say "ready: docker $(docker version --format '{{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}'), registry $REGISTRY, base $BASE_REF, ruby $ruby_ver"
+say "ready: docker $(docker version --format '{{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}'), registry $REGISTRY, base $BASE_REF, ruby $ruby_ver${E26_HOST:+, engine 26 at $E26_HOST}"

@@ -8,13 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.engines import Engine, FreshDaemon, start_fresh_daemon, start_fresh_engine26
 
 REPO = Path(__file__).resolve().parent.parent
 # Every `imgbuild` the suite starts runs in its own process unless a test starts a server of its
@@ -66,6 +67,7 @@ class Project:
     root: Path
     cache_dir: Path
     dev: DevEnv
+    name: str = "hello"  # the config's `name:`, the prefix of its repositories
 
     @property
     def config(self) -> Path:
@@ -102,69 +104,67 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path, dev: DevEnv) -> Project:
+def project(tmp_path: Path, dev: DevEnv, engine: Engine) -> Project:
     root = tmp_path / "hello"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("gems-src"))
-    return Project(root=root, cache_dir=tmp_path / "cache", dev=dev)
+    project = Project(root=root, cache_dir=tmp_path / "cache", dev=dev)
+    if engine.name != "system":
+        # Repositories of its own: the same keys would otherwise find the system engine's images
+        # in the registry, and engine 26 would never build or push (an index, attestations).
+        project.edit_config("name: hello\n", "name: hello26\n")
+        project.name = "hello26"
+    return project
 
 
 def layers_by_name(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {layer["name"]: layer for layer in document["layers"]}
 
 
-FRESH_BRIDGE = "imgbfresh0"
+# -- engines: the system one (Debian 12: Docker 20.10) and Docker 26 with the containerd store ----
+# Tests marked `engines` run once per engine; every other test runs on the system engine.
+ENGINES = ("system", "engine26")
 
 
-@dataclass(frozen=True)
-class FreshDaemon:
-    """A second, empty dockerd: what a wiped daemon or a new CI machine looks like."""
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engines"):
+        metafunc.parametrize("engine", ENGINES, indirect=True)
 
-    host: str
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest, dev: DevEnv, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The engine this test runs on; DOCKER_HOST points every docker CLI, SDK and imgbuild run of
+    the test at it (imgbuild needs nothing else to use another engine)."""
+    name = getattr(request, "param", "system")
+    if name == "system":
+        return Engine(name="system", host=os.environ.get("DOCKER_HOST", ""))
+    host = _read_dev_env().get("IMGBUILD_DEV_ENGINE26_HOST", "")
+    if not host:
+        pytest.fail("engine 26 is not set up (IMGBUILD_DEV_ENGINE26=off?); run `make services`")
+    monkeypatch.setenv("DOCKER_HOST", host)
+    probe = subprocess.run(["docker", "version"], capture_output=True, timeout=30, check=False)
+    if probe.returncode != 0:
+        pytest.fail(f"engine 26 does not answer on {host}; run `make services`")
+    return Engine(name="engine26", host=host)
+
+
+@pytest.fixture
+def fresh_daemon(request: pytest.FixtureRequest, engine: Engine) -> FreshDaemon:
+    """An empty daemon of the same kind as the test's engine (a wiped machine, a new CI host)."""
+    fixture = "_fresh_system_daemon" if engine.name == "system" else "_fresh_engine26"
+    daemon: FreshDaemon = request.getfixturevalue(fixture)
+    return daemon
 
 
 @pytest.fixture(scope="session")
-def fresh_daemon(tmp_path_factory: pytest.TempPathFactory, dev: DevEnv) -> Iterator[FreshDaemon]:
-    root = tmp_path_factory.mktemp("dockerd")
-    sock = root / "docker.sock"
-    # Its own bridge: a second dockerd started with --bridge=none deletes the host's docker0
-    # (moby's removeDefaultBridgeInterface), breaking the main daemon's networking.
-    probe = subprocess.run(["ip", "link", "show", FRESH_BRIDGE], check=False, capture_output=True)
-    if probe.returncode:
-        subprocess.run(["ip", "link", "add", FRESH_BRIDGE, "type", "bridge"], check=True)
-    log = (root / "dockerd.log").open("w")
-    proc = subprocess.Popen(
-        [
-            "dockerd",
-            "--data-root",
-            str(root / "data"),
-            "--exec-root",
-            str(root / "exec"),
-            "--pidfile",
-            str(root / "dockerd.pid"),
-            "-H",
-            f"unix://{sock}",
-            f"--bridge={FRESH_BRIDGE}",
-            "--iptables=false",
-            "--ip-masq=false",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    host = f"unix://{sock}"
-    env = {**os.environ, "DOCKER_HOST": host}
-    deadline = time.monotonic() + 60
-    while subprocess.run(
-        ["docker", "version"], env=env, capture_output=True, check=False
-    ).returncode:
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"a second dockerd did not start; see {root / 'dockerd.log'}")
-        time.sleep(0.2)  # polling the daemon's socket, bounded by the deadline
-    yield FreshDaemon(host=host)
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(root / "data", ignore_errors=True)
+def _fresh_system_daemon(
+    tmp_path_factory: pytest.TempPathFactory, dev: DevEnv
+) -> Iterator[FreshDaemon]:
+    with start_fresh_daemon(tmp_path_factory.mktemp("dockerd"), dockerd=["dockerd"]) as daemon:
+        yield daemon
+
+
+@pytest.fixture(scope="session")
+def _fresh_engine26(tmp_path_factory: pytest.TempPathFactory, dev: DevEnv) -> Iterator[FreshDaemon]:
+    root = tmp_path_factory.mktemp("dockerd26")
+    with start_fresh_engine26(root, dev.home / "engine26" / "root") as daemon:
+        yield daemon

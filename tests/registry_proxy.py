@@ -81,6 +81,13 @@ _HOP_BY_HOP = frozenset(
 _BODY_COUNTED = frozenset({"PUT", "PATCH"})
 
 
+# What the distribution registry (Go's net/http) answers to a TLS ClientHello on its plain port.
+TLS_PROBE_ANSWER = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\n400 Bad Request"
+)
+
+
 class LogEntry(NamedTuple):
     method: str
     path: str  # without the query string
@@ -239,9 +246,15 @@ class _Handler(BaseHTTPRequestHandler):
             first = self.connection.recv(1, socket.MSG_PEEK)
         except OSError:
             return
-        if first == b"\x16":  # a TLS ClientHello: close so the daemon falls back to plain HTTP
+        if first == b"\x16":  # a TLS ClientHello on a plain-HTTP port
+            # Answer as the registry itself (Go's net/http) does, measured: a plain 400. Go's
+            # TLS client then reports "server gave HTTP response to HTTPS client", the one error
+            # on which the containerd image store (Docker 26) falls back to plain HTTP for an
+            # insecure registry; Docker 20.10 falls back on any error, a reset included.
             self.server.proxy._add(tls_probes=1)
-            self._reset_connection()
+            with contextlib.suppress(OSError):
+                self.connection.sendall(TLS_PROBE_ANSWER)
+            self.close_connection = True
             return
         if first:
             with contextlib.suppress(OSError, _ClientGoneError):

@@ -45,13 +45,20 @@ def test_quick_run_prints_every_row_with_numbers(dev: object, tmp_path: Path) ->
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| case | app | imgbuild | peer | ratio | target | result |")
+    header = "| case | app | imgbuild | peer | ratio | target | result |"
+    assert [line for line in table if line.startswith("| case ")] == [header, header]
     for name in ROWS:
-        assert any(line.startswith(f"| {name}") for line in table), f"no row {name!r}"
-    assert any(line.startswith("machine: cores ") for line in proc.stdout.splitlines())
+        found = [line for line in table if line.startswith(f"| {name}")]
+        assert len(found) == 2, f"row {name!r} not once per engine"
+    machines = [line for line in proc.stdout.splitlines() if line.startswith("machine: cores ")]
+    assert len(machines) == 2
+    assert machines[0].endswith("engine-name system")
+    assert machines[1].endswith("engine-name engine26")
+    assert "storage overlayfs" in machines[1]  # engine 26 runs on the containerd image store
 
     rows = json.loads(out_json.read_text())["rows"]
-    assert len(rows) == len(ROWS)
+    assert len(rows) == 2 * len(ROWS)
+    assert {row["engine"] for row in rows} == {"system", "engine26"}
     for row in rows:
         assert re.search(r"\d", row["imgbuild"]), row  # every imgbuild side was measured
         assert row["result"] in ("pass", "FAIL", "skip", "info")

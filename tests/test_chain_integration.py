@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import Project, layers_by_name
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.engines]
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -49,7 +49,7 @@ def test_build_push_then_noop(project: Project) -> None:
     for layer in first.values():
         assert layer["digest"]
         assert layer["digest"].startswith("sha256:")
-        assert layer["image"].startswith(f"{project.dev.registry}/hello-{layer['name']}:")
+        assert layer["image"].startswith(f"{project.dev.registry}/{project.name}-{layer['name']}:")
 
     second = layers_by_name(project.run_json("app", "--push"))
     assert [layer["built"] for layer in second.values()] == [False, False, False]

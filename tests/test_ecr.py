@@ -27,7 +27,7 @@ from tests.registry_fixtures import (  # noqa: F401
 )
 from tests.registry_proxy import RegistryProxy
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.engines]
 
 ECR_HOST = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 WRITE_CALLS = {
@@ -108,14 +108,15 @@ def test_push_creates_repositories_then_second_run_changes_nothing(
     first = layers_by_name(ecr_project.run_json("app", "--push"))
     assert all(layer["digest"] for layer in first.values())
     repos = {r["repositoryName"]: r for r in ecr_client().describe_repositories()["repositories"]}
-    assert set(repos) == {"hello-ruby", "hello-base", "hello-app"}
-    app = repos["hello-app"]
+    names = ecr_project.name
+    assert set(repos) == {f"{names}-ruby", f"{names}-base", f"{names}-app"}
+    app = repos[f"{names}-app"]
     assert app["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
     assert app["imageScanningConfiguration"]["scanOnPush"] is True
     filters = {f["filter"] for f in app["imageTagMutabilityExclusionFilters"]}
     assert {"latest", "main", "pr-*", "branch-*"} <= filters
     policy = json.loads(
-        ecr_client().get_lifecycle_policy(repositoryName="hello-app")["lifecyclePolicyText"]
+        ecr_client().get_lifecycle_policy(repositoryName=f"{names}-app")["lifecyclePolicyText"]
     )
     assert [r["selection"]["countNumber"] for r in policy["rules"]][1:] == [5, 7]
     tags = ecr_client().list_tags_for_resource(resourceArn=app["repositoryArn"])["tags"]
@@ -179,7 +180,9 @@ def test_content_tag_is_immutable_latest_moves(
     assert refused.returncode == 9, refused.stderr[-2000:]
     assert "immutable" in refused.stderr
     assert (
-        registry_digest(scratch_registry.address, "hello-app", first["app"]["key"][:12])
+        registry_digest(
+            scratch_registry.address, f"{ecr_project.name}-app", first["app"]["key"][:12]
+        )
         == (first["app"]["digest"])
     )
 
@@ -187,7 +190,8 @@ def test_content_tag_is_immutable_latest_moves(
     second = layers_by_name(ecr_project.run_json("app", "--push"))
     assert second["app"]["digest"] != first["app"]["digest"]
     assert (
-        registry_digest(scratch_registry.address, "hello-app", "latest") == second["app"]["digest"]
+        registry_digest(scratch_registry.address, f"{ecr_project.name}-app", "latest")
+        == second["app"]["digest"]
     )
 
 
@@ -224,7 +228,7 @@ def test_registry_500s_are_retried(
     for layer in layers.values():
         tag = layer["key"][:12]
         assert (
-            registry_digest(scratch_registry.address, f"hello-{layer['name']}", tag)
+            registry_digest(scratch_registry.address, f"{ecr_project.name}-{layer['name']}", tag)
             == (layer["digest"])
         )
 
@@ -243,7 +247,10 @@ def test_promote_copies_chain_by_digest_without_rebuilding(
     for name, layer in source.items():
         tag = layer["key"][:12]
         assert promoted[name]["digest"] == layer["digest"]
-        assert registry_digest(scratch_registry.address, f"hello-{name}", tag) == layer["digest"]
+        assert (
+            registry_digest(scratch_registry.address, f"{project.name}-{name}", tag)
+            == layer["digest"]
+        )
     again = project.run(
         "promote", "app", "--from", project.dev.registry, "--to", scratch_registry.address, "--json"
     )

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import FreshDaemon, Project, layers_by_name
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.engines]
 
 
 def test_source_change_on_fresh_daemon_builds_only_app(

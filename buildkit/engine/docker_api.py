@@ -118,6 +118,10 @@ def _scan(stream: Iterable[Mapping[str, Any]], what: str) -> str | None:
         status = str(item.get("status", ""))
         if status.startswith("Digest: "):
             digest = status.split()[1]
+        elif ": digest: sha256:" in status and digest is None:
+            # The containerd image store (Docker 26) reports "<tag>: digest: sha256:… size: N"
+            # and no aux entry when the registry already had every layer.
+            digest = status.split(": digest: ", 1)[1].split(maxsplit=1)[0]
     return digest
 
 

@@ -1,0 +1,154 @@
+"""Daemons the suite starts itself: an empty system-kind dockerd and an empty engine 26 (Docker 26
+on its own containerd, containerd image store on), each with its own data root, exec root, socket
+and bridge, in the host's network namespace so they reach the loopback registry like the others.
+
+Never `--bridge=none` here: a second dockerd started with it deletes the host's docker0 (moby's
+removeDefaultBridgeInterface), breaking the main daemon's networking.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+FRESH_BRIDGE = "imgbfresh0"
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The engine a test runs on: "system" (whatever `docker` answers) or "engine26"."""
+
+    name: str
+    host: str
+
+
+@dataclass(frozen=True)
+class FreshDaemon:
+    """A second, empty daemon: what a wiped daemon or a new CI machine looks like."""
+
+    host: str
+
+
+def _ensure_bridge(name: str) -> None:
+    probe = subprocess.run(["ip", "link", "show", name], check=False, capture_output=True)
+    if probe.returncode:
+        subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+
+
+def _wait_for(argv: list[str], proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while subprocess.run(argv, capture_output=True, check=False).returncode:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"{what} did not start; see {log}")
+        time.sleep(0.2)  # polling the daemon's socket, bounded by the deadline
+
+
+@contextmanager
+def _process(
+    argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _dockerd_argv(dockerd: list[str], root: Path, sock: Path) -> list[str]:
+    return [
+        *dockerd,
+        "--data-root",
+        str(root / "data"),
+        "--exec-root",
+        str(root / "exec"),
+        "--pidfile",
+        str(root / "dockerd.pid"),
+        "-H",
+        f"unix://{sock}",
+        f"--bridge={FRESH_BRIDGE}",
+        "--iptables=false",
+        "--ip-masq=false",
+    ]
+
+
+@contextmanager
+def start_fresh_daemon(
+    root: Path, dockerd: list[str], env: dict[str, str] | None = None
+) -> Iterator[FreshDaemon]:
+    """An empty dockerd under `root` (the system's, or engine 26's with `dockerd` and `env`)."""
+    _ensure_bridge(FRESH_BRIDGE)
+    sock = root / "docker.sock"
+    host = f"unix://{sock}"
+    log = root / "dockerd.log"
+    with _process(_dockerd_argv(dockerd, root, sock), log, env) as proc:
+        _wait_for(["docker", "-H", host, "version"], proc, "a second dockerd", log)
+        yield FreshDaemon(host=host)
+    shutil.rmtree(root / "data", ignore_errors=True)
+
+
+def _containerd_config(root: Path, sock: Path) -> Path:
+    config = root / "containerd.toml"
+    config.write_text(
+        "version = 2\n"
+        f'root = "{root}/containerd-root"\n'
+        f'state = "{root}/containerd-state"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+        f'[grpc]\n  address = "{sock}"\n'
+        f'[ttrpc]\n  address = "{sock}.ttrpc"\n'
+        f'[debug]\n  address = "{root}/containerd-debug.sock"\n'
+    )
+    return config
+
+
+@contextmanager
+def start_fresh_engine26(
+    root: Path, binaries: Path, *, containerd_store: bool = True
+) -> Iterator[FreshDaemon]:
+    """An empty engine 26 on its own containerd (containerd image store on, unless asked for the
+    classic one, as Debian 13's own docker.io runs) from the binaries that `make services`
+    unpacked under `binaries` (dev/engine26.sh)."""
+    if not (binaries / "usr" / "sbin" / "dockerd").is_file():
+        pytest.fail(f"engine 26 is not unpacked under {binaries}; run `make services`")
+    path = f"{binaries}/usr/bin:{binaries}/usr/sbin:{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path}
+    env.pop("DOCKER_HOST", None)
+    ctd_sock = root / "containerd.sock"
+    store = "true" if containerd_store else "false"
+    (root / "daemon.json").write_text(f'{{"features": {{"containerd-snapshotter": {store}}}}}\n')
+    ctd_argv = [
+        str(binaries / "usr" / "bin" / "containerd"),
+        "--config",
+        str(_containerd_config(root, ctd_sock)),
+    ]
+    ctr = [str(binaries / "usr" / "bin" / "ctr"), "-a", str(ctd_sock), "version"]
+    dockerd = [
+        str(binaries / "usr" / "sbin" / "dockerd"),
+        "--config-file",
+        str(root / "daemon.json"),
+        "--containerd",
+        str(ctd_sock),
+    ]
+    with ExitStack() as stack:
+        log = root / "containerd.log"
+        containerd = stack.enter_context(_process(ctd_argv, log, env))
+        _wait_for(ctr, containerd, "engine 26's containerd", log)
+        yield stack.enter_context(start_fresh_daemon(root, dockerd, env))
+    shutil.rmtree(root / "containerd-root", ignore_errors=True)
