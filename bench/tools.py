@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEV_HOME = Path(os.environ.get("IMGBUILD_DEV_HOME") or "~/.cache/imgbuild-dev").expanduser()
 BENCH_HOME = DEV_HOME / "bench"
@@ -144,33 +145,59 @@ class Samples:
 # Registry: manifests over HTTP, bytes stored on disk
 
 
-def _get_json(url: str, accept: str | None = None) -> dict[str, object]:
-    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        data: dict[str, object] = json.loads(response.read())
-    return data
-
-
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+# Engine 26 with the containerd store pushes an OCI index: the image and its attestation.
+ACCEPT = ", ".join(
+    (
+        MANIFEST_V2,
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    )
+)
 
 
-def manifest(ref: str) -> dict[str, object]:
-    """The schema-2 manifest of `host/repo:tag` from the (plain-HTTP, loopback) registry."""
+def _raw_manifest(ref: str, reference: str | None = None) -> bytes:
     host, _, rest = ref.partition("/")
     repo, _, tag = rest.rpartition(":")
-    return _get_json(f"http://{host}/v2/{repo}/manifests/{tag}", MANIFEST_V2)
+    url = f"http://{host}/v2/{repo}/manifests/{reference or tag}"
+    request = urllib.request.Request(url, headers={"Accept": ACCEPT})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw: bytes = response.read()
+    return raw
+
+
+def _is_attestation(entry: dict[str, Any]) -> bool:
+    kind = (entry.get("annotations") or {}).get("vnd.docker.reference.type")
+    return bool(kind == "attestation-manifest")
+
+
+def manifest(ref: str) -> dict[str, Any]:
+    """The image manifest of `host/repo:tag` (through an index to its image, never the
+    attestation) from the (plain-HTTP, loopback) registry."""
+    body: dict[str, Any] = json.loads(_raw_manifest(ref))
+    for entry in body.get("manifests") or ():
+        if not _is_attestation(entry):
+            return dict(json.loads(_raw_manifest(ref, str(entry["digest"]))))
+    return body
 
 
 def metadata_bytes(ref: str) -> int:
-    """Bytes of the image's manifest and config blob: stored by every push of a new image."""
-    host, _, rest = ref.partition("/")
-    repo, _, tag = rest.rpartition(":")
-    url = f"http://{host}/v2/{repo}/manifests/{tag}"
-    request = urllib.request.Request(url, headers={"Accept": MANIFEST_V2})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        raw = response.read()
-    config = json.loads(raw)["config"]
-    return len(raw) + int(config["size"])
+    """Bytes every push of a new image stores besides its layers: the manifest and config, and
+    where the engine pushes an index, the index, the attestation's manifest, config and
+    provenance document too."""
+    raw = _raw_manifest(ref)
+    body = json.loads(raw)
+    if "manifests" not in body:
+        return len(raw) + int(body["config"]["size"])
+    total = len(raw)
+    for entry in body["manifests"]:
+        child_raw = _raw_manifest(ref, str(entry["digest"]))
+        child = json.loads(child_raw)
+        total += len(child_raw) + int(child["config"]["size"])
+        if _is_attestation(entry):
+            total += sum(int(layer["size"]) for layer in child.get("layers") or ())
+    return total
 
 
 def layer_sizes(ref: str) -> dict[str, int]:

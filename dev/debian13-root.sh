@@ -10,6 +10,10 @@
 # its own mount and PID namespaces; the host's /dev, /sys and cgroups (entered with nsenter, not
 # `ip netns exec`, which mounts a fresh /sys without the cgroup hierarchies dockerd needs). This checkout is bound
 # read-only at /work/imgbuild; everything the set-up writes stays under ROOT.
+#
+# Daemons started inside end with the command (its PID namespace). Known limit of a chroot (not a
+# pivot_root'ed machine): `docker exec` into a container with its own filesystem joins the wrong
+# mount namespace (runc resolves it against the chroot); `docker run`, builds and pushes work.
 set -euo pipefail
 ROOT=${1:?usage: debian13-root.sh ROOT COMMAND}
 CMD=${2:?usage: debian13-root.sh ROOT COMMAND}
