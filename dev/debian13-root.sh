@@ -8,8 +8,9 @@
 # network namespace (its loopback registry, engines and ports never meet the host's), reaching
 # Debian's archive and PyPI through a veth pair and one MASQUERADE rule, as a container would;
 # its own mount and PID namespaces; the host's /dev, /sys and cgroups (entered with nsenter, not
-# `ip netns exec`, which mounts a fresh /sys without the cgroup hierarchies dockerd needs). This checkout is bound
-# read-only at /work/imgbuild; everything the set-up writes stays under ROOT.
+# `ip netns exec`, which mounts a fresh /sys without the cgroup hierarchies dockerd needs). The
+# command runs in /work/imgbuild, a fresh clone of this checkout's HEAD, as CI runs a clean clone
+# of main: commit first. Everything the set-up writes stays under ROOT.
 #
 # Daemons started inside end with the command (its PID namespace). Known limit of a chroot (not a
 # pivot_root'ed machine): `docker exec` into a container with its own filesystem joins the wrong
@@ -58,7 +59,8 @@ iptables -C FORWARD -i "$HOST_IF" -j ACCEPT 2>/dev/null || iptables -I FORWARD -
 iptables -C FORWARD -o "$HOST_IF" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT 2>/dev/null \
   || iptables -I FORWARD -o "$HOST_IF" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 
-mkdir -p "$ROOT/work/imgbuild"
+rm -rf "$ROOT/work/imgbuild" && mkdir -p "$ROOT/work"
+git clone -q "$REPO" "$ROOT/work/imgbuild"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # The host's own CAs (a proxy's, a company's) are trusted inside too, as on any machine of theirs.
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
@@ -74,7 +76,6 @@ exec nsenter --net=/run/netns/"$NS" unshare --mount --pid --fork --propagation p
   mount -t proc proc "$R/proc"
   mount -t tmpfs tmpfs "$R/run"
   mount -t tmpfs tmpfs "$R/tmp"
-  mount --bind "$2" "$R/work/imgbuild" && mount -o remount,bind,ro "$R/work/imgbuild"
   exec chroot "$R" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    TERM=dumb bash -lc "$3"
-' _ "$ROOT" "$REPO" "$CMD"
+    TERM=dumb bash -lc "$2"
+' _ "$ROOT" "$CMD"

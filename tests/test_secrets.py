@@ -18,15 +18,20 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def saved_layers(image: str) -> Iterator[tuple[str, tarfile.TarFile]]:
-    """Each layer tar of `docker save image`, opened."""
+    """Each layer tar of `docker save image`, opened. The paths come from the archive's
+    manifest.json: `<id>/layer.tar` from Docker 20.10, `blobs/sha256/<digest>` (an OCI layout)
+    from Docker 25 and newer, whatever their image store."""
     saved = subprocess.run(["docker", "save", image], capture_output=True, check=True, timeout=300)
     with tarfile.open(fileobj=io.BytesIO(saved.stdout)) as outer:
-        for member in outer.getmembers():
-            if member.name.endswith("layer.tar"):
-                data = outer.extractfile(member)
-                assert data is not None
-                with tarfile.open(fileobj=io.BytesIO(data.read())) as layer:
-                    yield member.name, layer
+        index = outer.extractfile("manifest.json")
+        assert index is not None
+        (entry,) = json.loads(index.read())
+        assert entry["Layers"], entry
+        for name in entry["Layers"]:
+            data = outer.extractfile(name)
+            assert data is not None
+            with tarfile.open(fileobj=io.BytesIO(data.read())) as layer:
+                yield name, layer
 
 
 def test_gem_credentials_reach_bundle_install_only_through_a_secret_mount(project: Project) -> None:
@@ -72,6 +77,7 @@ def test_missing_secret_variable_is_a_one_line_input_error(project: Project) -> 
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.engines
 def test_default_ignores_keep_secret_files_out_of_every_app_layer(project: Project) -> None:
     root = project.root
     planted = {
