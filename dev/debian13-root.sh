@@ -12,9 +12,7 @@
 # command runs in /work/imgbuild, a fresh clone of this checkout's HEAD, as CI runs a clean clone
 # of main: commit first. Everything the set-up writes stays under ROOT.
 #
-# Daemons started inside end with the command (its PID namespace). Known limit of a chroot (not a
-# pivot_root'ed machine): `docker exec` into a container with its own filesystem joins the wrong
-# mount namespace (runc resolves it against the chroot); `docker run`, builds and pushes work.
+# Daemons started inside end with the command (its PID namespace).
 set -euo pipefail
 ROOT=${1:?usage: debian13-root.sh ROOT COMMAND}
 CMD=${2:?usage: debian13-root.sh ROOT COMMAND}
@@ -76,6 +74,10 @@ exec nsenter --net=/run/netns/"$NS" unshare --mount --pid --fork --propagation p
   mount -t proc proc "$R/proc"
   mount -t tmpfs tmpfs "$R/run"
   mount -t tmpfs tmpfs "$R/tmp"
-  exec chroot "$R" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  # pivot_root, not chroot: runc resolves bind-mount sources and exec namespaces against the
+  # real root, so under a chroot `docker run -v` and `docker exec` would see the host.
+  mkdir -p "$R/.oldroot"
+  cd "$R" && pivot_root . .oldroot && umount -l /.oldroot
+  cd / && exec env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     TERM=dumb bash -lc "$2"
 ' _ "$ROOT" "$CMD"
