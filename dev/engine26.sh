@@ -81,6 +81,7 @@ EOF
 }
 
 e26_dockerd() {
+  drop_stale_pidfile "$E26_DIR/run/docker.pid" "$E26_DIR/daemon.json"  # services.sh
   cat >"$E26_DIR/daemon.json.tmp" <<EOF
 {"features": {"containerd-snapshotter": true}}
 EOF

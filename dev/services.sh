@@ -47,7 +47,18 @@ if ((${#need_pkgs[@]})); then
 fi
 
 # --- 2. Docker engine ----------------------------------------------------------------------------
+# A daemon killed without cleaning up (a CI machine after the session that started it) leaves its
+# pidfile; once that PID is reused by another process, dockerd refuses to start. A pidfile whose
+# process is not that dockerd is stale: remove it.
+drop_stale_pidfile() {  # drop_stale_pidfile PIDFILE WORD: WORD must be in the live process's argv
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 0
+  if [[ -z "$pid" ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"; then
+    rm -f "$1"
+  fi
+}
 if ! timeout 10 docker version >/dev/null 2>&1; then
+  drop_stale_pidfile /var/run/docker.pid dockerd
   say "starting dockerd (log: $DEV_HOME/dockerd.log)"
   setsid nohup dockerd >"$DEV_HOME/dockerd.log" 2>&1 </dev/null &
   for _ in $(seq 1 120); do
