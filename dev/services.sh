@@ -53,7 +53,7 @@ fi
 drop_stale_pidfile() {  # drop_stale_pidfile PIDFILE WORD: WORD must be in the live process's argv
   local pid
   pid=$(cat "$1" 2>/dev/null) || return 0
-  if [[ -z "$pid" ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"; then
+  if [[ -z "$pid" || ! -r "/proc/$pid/cmdline" ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2"; then
     rm -f "$1"
   fi
 }
