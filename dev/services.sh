@@ -51,11 +51,10 @@ fi
 # pidfile; once that PID is reused by another process, dockerd refuses to start. A pidfile whose
 # process is not that dockerd is stale: remove it.
 drop_stale_pidfile() {  # drop_stale_pidfile PIDFILE WORD: WORD must be in the live process's argv
-  local pid
+  local pid argv=""
   pid=$(cat "$1" 2>/dev/null) || return 0
-  if [[ -z "$pid" || ! -r "/proc/$pid/cmdline" ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2"; then
-    rm -f "$1"
-  fi
+  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] && argv=$(tr '\0' ' ' <"/proc/$pid/cmdline")
+  [[ "$argv" == *"$2"* ]] || rm -f "$1"
 }
 if ! timeout 10 docker version >/dev/null 2>&1; then
   drop_stale_pidfile /var/run/docker.pid dockerd
