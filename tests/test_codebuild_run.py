@@ -109,16 +109,31 @@ def _pip(*args: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def _runner_python(image: str) -> str:
+    """The runner image's Python ("3.11"): its wheels must fit it, not the suite's Python (3.13
+    on a Debian 13 machine, whose binary wheels, pyyaml's, a 3.11 runner cannot install)."""
+    return docker(
+        "run", "--rm", "--entrypoint", "python3", image, "-c",
+        "import sys; print('%d.%d' % sys.version_info[:2])",
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="session")
-def wheelhouse(dev: DevEnv, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """imgbuild's dependencies (cached in the dev home per dependency list) + a fresh wheel of
-    this checkout, so the buildspec's `pip install` needs no package index."""
+def wheelhouse(dev: DevEnv, runner_image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """imgbuild's dependencies for the runner's Python (cached in the dev home per dependency
+    list and Python) + a fresh wheel of this checkout, so the buildspec's `pip install` needs no
+    package index."""
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    key = hashlib.sha256(json.dumps([sorted(deps), sys.version_info[:2]]).encode()).hexdigest()
+    python = _runner_python(runner_image)
+    key = hashlib.sha256(json.dumps([sorted(deps), python]).encode()).hexdigest()
     cached = dev.home / "codebuild-wheels" / key[:16]
     if not cached.is_dir():
         partial = tmp_path_factory.mktemp("wheels")
-        _pip("wheel", "-w", str(partial), *deps)
+        abi = "cp" + python.replace(".", "")
+        platforms = ("manylinux2014_x86_64", "manylinux_2_28_x86_64", "linux_x86_64")
+        target = ["--python-version", python, "--implementation", "cp", "--abi", abi]
+        target += [arg for platform in platforms for arg in ("--platform", platform)]
+        _pip("download", "--only-binary=:all:", *target, "-d", str(partial), *deps)
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(partial, cached.with_suffix(".tmp"), dirs_exist_ok=True)
         cached.with_suffix(".tmp").rename(cached)
