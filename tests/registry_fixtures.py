@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import json
 import random
 import shutil
 import socket
@@ -40,9 +41,12 @@ __all__ = [
     "PushOutcome",
     "ScratchRegistry",
     "docker_push",
+    "image_manifest",
+    "is_attestation",
     "local_images_fixture",
     "proxied_registry_fixture",
     "registry_digest",
+    "registry_manifest",
     "scratch_registry_fixture",
     "start_scratch_registry",
 ]
@@ -179,6 +183,34 @@ def proxied_registry_fixture(scratch_registry: ScratchRegistry) -> Iterator[Regi
     """A started `RegistryProxy` in front of this test's `scratch_registry`."""
     with RegistryProxy(scratch_registry.address) as proxy:
         yield proxy
+
+
+def registry_manifest(ref: str, reference: str | None = None) -> dict[str, Any]:
+    """The manifest (or index) of `host/repo:tag`, or of `reference` (a digest) in that repo."""
+    host, _, rest = ref.partition("/")
+    repo, _, tag = rest.rpartition(":")
+    request = urllib.request.Request(
+        f"http://{host}/v2/{repo}/manifests/{reference or tag}", headers={"Accept": MANIFEST_ACCEPT}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body: dict[str, Any] = json.loads(response.read())
+    return body
+
+
+def is_attestation(entry: Mapping[str, Any]) -> bool:
+    """An index entry that is buildx's provenance attestation, not an image."""
+    kind = (entry.get("annotations") or {}).get("vnd.docker.reference.type")
+    return bool(kind == "attestation-manifest")
+
+
+def image_manifest(ref: str) -> dict[str, Any]:
+    """The platform image's manifest, read independently of imgbuild: through an index (what
+    engine 26 pushes) to its image entry, never the attestation's."""
+    body = registry_manifest(ref)
+    for entry in body.get("manifests") or ():
+        if not is_attestation(entry):
+            return registry_manifest(ref, str(entry["digest"]))
+    return body
 
 
 def registry_digest(

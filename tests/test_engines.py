@@ -8,22 +8,19 @@ The doc's table must say what the probes find, so it cannot drift from the engin
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import REPO, DevEnv, _read_dev_env
 from tests.engines import start_fresh_engine26
-from tests.registry_fixtures import MANIFEST_ACCEPT
+from tests.registry_fixtures import image_manifest, is_attestation, registry_manifest
 
 pytestmark = [pytest.mark.docker]
 
@@ -55,32 +52,6 @@ class Probe:
         return f"{self.registry}/engine-probe-{self.engine.replace('+', '-')}:{what}"
 
 
-def _manifest(ref: str, reference: str | None = None) -> dict[str, Any]:
-    """repo:tag's manifest (or the one with digest `reference` in the same repository)."""
-    host, _, rest = ref.partition("/")
-    repo, _, tag = rest.rpartition(":")
-    request = urllib.request.Request(
-        f"http://{host}/v2/{repo}/manifests/{reference or tag}", headers={"Accept": MANIFEST_ACCEPT}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body: dict[str, Any] = json.loads(response.read())
-        return body
-
-
-def _is_attestation(entry: dict[str, Any]) -> bool:
-    kind = (entry.get("annotations") or {}).get("vnd.docker.reference.type")
-    return bool(kind == "attestation-manifest")
-
-
-def _image_manifest(ref: str) -> dict[str, Any]:
-    """The platform image's manifest, through an index if the push made one."""
-    body = _manifest(ref)
-    for entry in body.get("manifests") or ():
-        if not _is_attestation(entry):
-            return _manifest(ref, str(entry["digest"]))
-    return body
-
-
 def heredoc(p: Probe) -> bool:
     return p.build("FROM {BASE}\nRUN <<EOT\ntest 1 = 1\nEOT\n", "--load")
 
@@ -108,7 +79,7 @@ def attestations_on_push(p: Probe) -> bool:
     ref = p.ref(f"push-{uuid.uuid4().hex[:8]}")
     if not p.build(f"FROM {{BASE}}\nRUN echo {uuid.uuid4()}\n", "--push", "-t", ref):
         return False
-    return any(_is_attestation(entry) for entry in _manifest(ref).get("manifests") or ())
+    return any(is_attestation(entry) for entry in registry_manifest(ref).get("manifests") or ())
 
 
 def zstd_layers(p: Probe) -> bool:
@@ -116,7 +87,7 @@ def zstd_layers(p: Probe) -> bool:
     output = f"type=image,name={ref},push=true,compression=zstd,force-compression=true"
     if not p.build(f"FROM {{BASE}}\nRUN echo {uuid.uuid4()} > /f\n", "--output", output):
         return False
-    layers = _image_manifest(ref).get("layers") or ()
+    layers = image_manifest(ref).get("layers") or ()
     return any("zstd" in str(layer.get("mediaType")) for layer in layers)
 
 

@@ -23,18 +23,10 @@ import pytest
 
 from tests.conftest import Project
 from tests.engines import Engine
+from tests.registry_fixtures import image_manifest
 
 pytestmark = [pytest.mark.docker]
 
-MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-# What engine 26 with the containerd store pushes: an index (the image + its attestation).
-ACCEPT = ", ".join(
-    (
-        MANIFEST,
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-    )
-)
 CHAIN_COLORS = {"os": "#64748b", "ruby": "#dc2626", "base": "#d97706", "app": "#2563eb"}
 
 
@@ -54,24 +46,9 @@ def images(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {image["layer"]: image for image in document["images"]}
 
 
-def _get_manifest(host: str, repo: str, reference: str) -> dict[str, Any]:
-    request = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{reference}")
-    request.add_header("Accept", ACCEPT)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body: dict[str, Any] = json.loads(response.read())
-    return body
-
-
 def manifest_layers(image: str) -> list[dict[str, Any]]:
-    """The layers of the platform image, read independently of imgbuild (through an index to
-    its linux/amd64 entry, never the attestation's)."""
-    host, _, rest = image.partition("/")
-    repo, _, tag = rest.rpartition(":")
-    body = _get_manifest(host, repo, tag)
-    if "manifests" in body:
-        (entry,) = [m for m in body["manifests"] if m.get("platform", {}).get("os") == "linux"]
-        body = _get_manifest(host, repo, entry["digest"])
-    layers: list[dict[str, Any]] = body["layers"]
+    """The layers of the platform image, read independently of imgbuild."""
+    layers: list[dict[str, Any]] = image_manifest(image)["layers"]
     return layers
 
 
