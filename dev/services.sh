@@ -154,6 +154,7 @@ storage:
 http:
   addr: $REGISTRY
 EOF
+  python3 "$(dirname "$0")/registry_fsck.py" "$REG_DIR/data"  # links lost behind the last run's back
   say "starting docker-registry on $REGISTRY"
   setsid nohup docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 </dev/null &
   for _ in $(seq 1 100); do
