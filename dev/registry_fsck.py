@@ -3,9 +3,10 @@
 The dev registry lives for weeks under the dev home and CI reuses it. We found it serving a
 manifest of hello26-ruby whose first layer was not linked into that repository (the blob itself
 was in the store): every pull of it failed with "blob unknown", so every later run that reused the
-image failed although nothing in imgbuild or the suite was wrong. The registry keeps an in-memory
-blob-descriptor cache, so a link lost behind its back (an unclean stop, a storage directory moved
-while it ran) is still answered as present until it restarts; by then the manifest is stored.
+image failed although nothing in imgbuild or the suite was wrong. The registry then kept an
+in-memory blob-descriptor cache (services.sh no longer configures one): a link lost behind its back
+(an unclean stop, a storage directory moved while it ran) was still answered as present, so the
+manifest was accepted.
 
 So, with the registry stopped: a layer or config a stored manifest references but its repository
 does not link is linked again when the blob is in the store; a manifest whose blob is gone from

@@ -128,6 +128,8 @@ reg_dir() { echo "$DEV_HOME/registry-${1//[:\/]/_}"; }
 answers() { curl -fsS -o /dev/null "http://$1/v2/" 2>/dev/null; }
 ours() { pgrep -f "docker-registry serve $(reg_dir "$1")/config.yml" >/dev/null; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# No in-memory blob-descriptor cache: it answered a lost layer link as present, so the registry
+# stored a manifest it could not serve (dev/registry_fsck.py); the filesystem is fast enough.
 # A fresh dev home (the fresh set-up check) must not reuse another dev home's registry data: when
 # the default address answers with someone else's registry, take a free port and remember it.
 if [[ -z "${IMGBUILD_DEV_REGISTRY:-}" && ! -f "$DEV_HOME/registry-address" ]] \
@@ -149,8 +151,6 @@ storage:
     rootdirectory: $REG_DIR/data
   delete:
     enabled: true
-  cache:
-    blobdescriptor: inmemory
 http:
   addr: $REGISTRY
 EOF
