@@ -83,8 +83,8 @@ class BenchApp:
 
     def specs(self) -> dict[str, Any]:
         """imgbuild's own layer specs (build args, ignore rules, contexts) for the raw peer."""
-        from buildkit import config as configmod
-        from buildkit import layers
+        from buildkit.chain import layers
+        from buildkit.config import loading as configmod
 
         config = configmod.resolve(self.app / "imgbuild.yaml", env=self.env)
         return {"config": config, **{s.name: s for s in layers.chain(config)}}
@@ -99,7 +99,7 @@ class BenchApp:
 
     def stage_raw(self) -> None:
         """Copy each Dockerfile next to the same ignore rules imgbuild uses (a fair context)."""
-        from buildkit import dockerignore
+        from buildkit.source import dockerignore
 
         specs = self.specs()
         for layer in ("ruby", "base", "app"):
@@ -279,7 +279,7 @@ def _insert_sorted(lines: list[str], entry: str, top_indent: int) -> list[str]:
 
 
 def ruby_context(config: Any, spec: Any) -> Path:
-    from buildkit import contexts
+    from buildkit.run import staging as contexts
 
     context: Path = contexts.stage_ruby_context(config, spec)
     return context

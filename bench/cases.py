@@ -235,7 +235,7 @@ def _snapshot_refreshes(bench: BenchApp, on: dict[str, str], samples: int) -> Sa
 def _in_snapshot(bench: BenchApp) -> Path:
     """A Ruby file (lib/ first; not the edited one) that the app's current source snapshot
     holds: the last sample's victim is not in it, the others are."""
-    from buildkit import delta
+    from buildkit.applayer import snapshot as delta
 
     specs = bench.specs()
     record = delta.load(specs["config"].cache_dir, specs["app"].repository)
@@ -341,7 +341,7 @@ def p4(bench: BenchApp, opts: Options) -> list[Row]:
 
 
 def p7(bench: BenchApp, opts: Options) -> list[Row]:
-    from buildkit import dockerignore, hashing
+    from buildkit.source import dockerignore, hashing
 
     root = bench.app
     rules = dockerignore.rules_for_context(root)
@@ -412,7 +412,8 @@ def _warm_with_watcher(root: Path, rules: Any, tree: Any, runs: int) -> Samples:
     """A warm hash as an `imgbuild server` worker does it: the server reads the watcher's
     events and hands the worker its feed (here in one process, without the fork), the walk
     trusts every directory that saw no event since the cached walk."""
-    from buildkit import hashing, watch
+    from buildkit.server import watcher as watch
+    from buildkit.source import hashing
 
     dirs = {os.path.dirname(rel) for rel in tree.files} | {""}  # noqa: PTH120
     dirs |= {"/".join(d.split("/")[:i]) for d in dirs for i in range(1, d.count("/") + 1)}

@@ -26,16 +26,17 @@ def mark(name: str, since: float) -> float:
 def main() -> int:
     app = Path(sys.argv[1]).resolve()
     t = T0
-    from buildkit import config as configmod
-    from buildkit import layers
+    from buildkit.chain import layers
+    from buildkit.config import loading as configmod
     from buildkit.engine.registry import RegistryClient, split_ref
 
     t = mark("import config/layers/registry", t)
-    import buildkit.cli  # noqa: F401  (typer, click)
+    import buildkit.cli.app  # noqa: F401  (typer, click)
 
     t = mark("import CLI (typer/click)", t)
-    from buildkit import pipeline, plan
+    from buildkit.chain import plan
     from buildkit.reports import collect, table  # noqa: F401  (rich)
+    from buildkit.run import pipeline
 
     t = mark("import pipeline + reports (rich)", t)
     config = configmod.resolve(app / "imgbuild.yaml")

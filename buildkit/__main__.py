@@ -1,3 +1,3 @@
-from buildkit.launcher import main
+from buildkit.server.launcher import main
 
 main()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import config
+from buildkit.config import budgets
+from buildkit.config import loading as config
 from buildkit.errors import ConfigError
-from buildkit.settings import budgets
 
 MINIMAL = """\
 name: shop

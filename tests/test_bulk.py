@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from buildkit import bulk, layers
-from buildkit import config as configmod
+from buildkit.applayer import bulk
+from buildkit.chain import layers
+from buildkit.config import loading as configmod
 from buildkit.engine.registry import RegistryClient, split_ref
 from tests.conftest import Project, layers_by_name
 

@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
-from buildkit import config as configmod
 from buildkit.codebuild import changes, project
+from buildkit.config import loading as configmod
 from tests.aws_fixtures import ACCOUNT, REGION, aws_env, moto_calls, moto_server  # noqa: F401
 from tests.test_codebuild_config import write_config
 

@@ -14,8 +14,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from buildkit import config as configmod
 from buildkit.codebuild import buildspec
+from buildkit.config import loading as configmod
 from tests.conftest import EXAMPLE, REPO, DevEnv
 from tests.test_codebuild_config import write_config
 

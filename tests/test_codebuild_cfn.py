@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from buildkit import config as configmod
 from buildkit.codebuild import project
+from buildkit.config import loading as configmod
 from tests.test_codebuild_config import write_config
 
 SERVICE_ROLE_SECTION = """\

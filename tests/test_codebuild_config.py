@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import config as configmod
+from buildkit.config import loading as configmod
+from buildkit.config.codebuild import CodeBuildSettings, EnvVar
 from buildkit.errors import ConfigError
-from buildkit.settings.codebuild import CodeBuildSettings, EnvVar
 
 SHOP = """\
 name: shop

@@ -198,8 +198,8 @@ def make_checkout(root: Path, dev: DevEnv) -> str:
 
 def project_env(root: Path, kind: str) -> dict[str, str]:
     """The environment variables `apply` would give the CodeBuild project (all PLAINTEXT here)."""
-    from buildkit import config as configmod
     from buildkit.codebuild import project
+    from buildkit.config import loading as configmod
 
     config = configmod.resolve(root / "examples" / "hello" / "imgbuild.yaml")
     spec = next(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import config as configmod
 from buildkit.codebuild import runtime
 from buildkit.codebuild.runtime import Trigger
+from buildkit.config import loading as configmod
 from tests.test_codebuild_config import write_config
 
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import config
+from buildkit.config import loading as config
 from buildkit.errors import ConfigError, InputError
 
 MINIMAL = """\

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from conftest import Project
 
-from buildkit import config as configmod
-from buildkit import contexts, layers
+from buildkit.chain import layers
+from buildkit.config import loading as configmod
+from buildkit.run import staging as contexts
 
 
 def staged_base(project: Project, extra_config: str = "") -> tuple[str, str]:

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from buildkit import config as configmod
-from buildkit import delta, layers
+from buildkit.applayer import snapshot as delta
+from buildkit.chain import layers
+from buildkit.config import loading as configmod
 from buildkit.engine.registry import RegistryClient, split_ref
 from tests.conftest import Project, layers_by_name
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from buildkit.dockerignore import (
+from buildkit.errors import InputError
+from buildkit.source.dockerignore import (
     DEFAULT_PATTERNS,
     IgnoreRules,
     read_dockerignore,
     render,
     rules_for_context,
 )
-from buildkit.errors import InputError
 
 
 def ignored(patterns: list[str], path: str) -> bool:

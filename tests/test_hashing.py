@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from buildkit.dockerignore import DEFAULT_PATTERNS, IgnoreRules
-from buildkit.hashing import DigestCache, TreeDigest, diff_inputs, hash_file, hash_tree
+from buildkit.source.dockerignore import DEFAULT_PATTERNS, IgnoreRules
+from buildkit.source.hashing import DigestCache, TreeDigest, diff_inputs, hash_file, hash_tree
 
 DEFAULTS = IgnoreRules(DEFAULT_PATTERNS)
 NOTHING = IgnoreRules([])
@@ -305,9 +305,9 @@ def test_timestamps_in_the_future_are_never_cached(app: Path, tmp_path: Path) ->
 @pytest.fixture
 def listings_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fresh test directories have a ctime of now: trust them without waiting 2 s."""
-    import buildkit.digestcache
+    import buildkit.source.digestcache
 
-    monkeypatch.setattr(buildkit.digestcache, "_RACY_NS", 0)
+    monkeypatch.setattr(buildkit.source.digestcache, "_RACY_NS", 0)
 
 
 def scandir_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:

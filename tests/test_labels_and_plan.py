@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from buildkit import labels, plan, proc
+from buildkit import proc
+from buildkit.chain import labels, plan
 
 
 def test_inputs_round_trip_through_a_label() -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from buildkit.config.budgets import Budget
 from buildkit.engine.progress import Step
 from buildkit.reports import baseline, gate, history, junit, markdown, units
 from buildkit.reports.document import DeployPull, Report, deploy_pull, pushed_bytes
 from buildkit.reports.layerfiles import LayerFiles, grown_files, merge, read_tar
 from buildkit.reports.model import ImageSizes, Layer, split
 from buildkit.reports.times import LayerTimes, RunTimes
-from buildkit.settings.budgets import Budget
 
 DATA = Path(__file__).parent / "data" / "reports"
 MB = 1_000_000

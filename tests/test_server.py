@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import launcher, serverproto
+from buildkit.server import launcher
+from buildkit.server import protocol as serverproto
 from tests.conftest import Project
 
 TIMEOUT = 60

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildkit import state
+from buildkit.chain import state
 
 
 def test_record_round_trips_and_is_not_rewritten_when_unchanged(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import config, tagpolicy
-from buildkit.gitinfo import GitInfo
+from buildkit.chain import tagpolicy
+from buildkit.config import loading as config
+from buildkit.source.gitinfo import GitInfo
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import watch
-from buildkit.digestcache import DigestCache
-from buildkit.dockerignore import IgnoreRules
-from buildkit.hashing import TreeDigest, hash_tree
+from buildkit.server import watcher as watch
+from buildkit.source.digestcache import DigestCache
+from buildkit.source.dockerignore import IgnoreRules
+from buildkit.source.hashing import TreeDigest, hash_tree
 
 RULES = IgnoreRules(["log/", "tmp/"])
 
@@ -38,9 +38,9 @@ def tree(tmp_path: Path) -> Path:
 @pytest.fixture
 def trusted_now(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fresh files have a ctime of now: cache them without waiting out the racy window."""
-    import buildkit.digestcache
+    import buildkit.source.digestcache
 
-    monkeypatch.setattr(buildkit.digestcache, "_RACY_NS", 0)
+    monkeypatch.setattr(buildkit.source.digestcache, "_RACY_NS", 0)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 from buildkit.codebuild import project
 from buildkit.codebuild.changes import Change, Plan, compare
 from buildkit.codebuild.project import Account
-from buildkit.config import Config
+from buildkit.config.loading import Config
 from buildkit.errors import AwsError
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from buildkit import fsutil, proc
 from buildkit.codebuild import runtime
-from buildkit.config import Config
+from buildkit.config.loading import Config
 from buildkit.errors import CommandNotFoundError, ConfigError
 
 KINDS = ("pr", "main", "batch")

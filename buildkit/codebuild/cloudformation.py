@@ -14,7 +14,7 @@ import yaml
 
 from buildkit import fsutil
 from buildkit.codebuild import buildspec, project
-from buildkit.config import Config
+from buildkit.config.loading import Config
 
 FILENAME = "codebuild.cfn.yaml"
 ROLE_ID = "ServiceRole"

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from buildkit import layers
+from buildkit.chain import layers
 from buildkit.codebuild import buildspec, runtime
-from buildkit.config import Config
+from buildkit.config.loading import Config
 from buildkit.errors import ConfigError
 
 PR_EVENTS = "PULL_REQUEST_CREATED, PULL_REQUEST_UPDATED, PULL_REQUEST_REOPENED"

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildkit import log
+from buildkit.config.ecr import EcrSettings
 from buildkit.engine import ecr
-from buildkit.settings.ecr import EcrSettings
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from buildkit import summary
+from buildkit.run import summary
 
 if TYPE_CHECKING:
-    from buildkit.config import Config
-    from buildkit.pipeline import LayerOutcome
+    from buildkit.chain.model import LayerOutcome
+    from buildkit.config.loading import Config
 
 
 def after_run(

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from buildkit import fsutil
-from buildkit.config import Config
+from buildkit.config.budgets import DEFAULT_BASELINE
+from buildkit.config.loading import Config
 from buildkit.errors import InputError
 from buildkit.reports.model import ImageSizes
-from buildkit.settings.budgets import DEFAULT_BASELINE
 
 SCHEMA = "imgbuild.baseline/v1"
 

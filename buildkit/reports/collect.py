@@ -7,9 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from buildkit import gitinfo, layers, log, plan
-from buildkit.access import open_registry
-from buildkit.config import Config
+from buildkit import log
+from buildkit.chain import layers, plan
+from buildkit.config.budgets import Budget
+from buildkit.config.loading import Config
 from buildkit.errors import ImgbuildError
 from buildkit.reports import baseline as baselines
 from buildkit.reports import gate, history, times
@@ -24,10 +25,11 @@ from buildkit.reports.document import (
 )
 from buildkit.reports.measure import Measurer, Target
 from buildkit.reports.times import RunTimes
-from buildkit.settings.budgets import Budget
+from buildkit.run.access import open_registry
+from buildkit.source import gitinfo
 
 if TYPE_CHECKING:
-    from buildkit.pipeline import LayerOutcome
+    from buildkit.chain.model import LayerOutcome
 
 
 def load_baseline(

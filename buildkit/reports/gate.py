@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from buildkit.config.budgets import Budget
 from buildkit.reports import units
 from buildkit.reports.baseline import Baseline
 from buildkit.reports.layerfiles import FileGrowth, grown_files, tree_of
 from buildkit.reports.measure import Measurer
 from buildkit.reports.model import CHAIN, CHAIN_LABELS, ImageSizes
-from buildkit.settings.budgets import Budget
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from buildkit import fsutil, log
-from buildkit.config import Config
+from buildkit.config.loading import Config
 from buildkit.reports.model import ImageSizes, Layer
 
 SCHEMA = "imgbuild.history/v1"

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from buildkit import fsutil, log
-from buildkit.access import RegistryAccess
-from buildkit.config import Config
+from buildkit.config.loading import Config
 from buildkit.engine import docker_api
 from buildkit.engine.registry import RegistryClient, is_loopback, split_ref
 from buildkit.errors import ImgbuildError
 from buildkit.reports.layerfiles import LayerStore
 from buildkit.reports.model import CHAIN, ImageSizes, Layer, split
+from buildkit.run.access import RegistryAccess
 
 # History entries of a daemon-only image that are layers even when empty (BuildKit and legacy).
 _LAYER_ENTRY = re.compile(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from buildkit.engine.progress import Step, summarize
 
 if TYPE_CHECKING:
-    from buildkit.pipeline import LayerOutcome
+    from buildkit.chain.model import LayerOutcome
 
 
 @dataclass(frozen=True, kw_only=True)

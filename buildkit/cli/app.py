@@ -1,0 +1,196 @@
+"""The `imgbuild` command: thin typer wrappers over the pipeline; errors become exit codes here.
+
+Exit codes: 0 ok, 2 usage, 3 config, 4 input, 5 daemon, 6 BuildKit, 7 build, 8 registry, 9 push,
+10 size regression, 11 AWS, 12 missing program, 13 server, 70 internal bug (or a server
+worker lost), 130/143 interrupted.
+"""
+
+import json
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from buildkit import log
+from buildkit.chain.model import RunOptions
+from buildkit.cli import codebuild as cli_codebuild
+from buildkit.cli import ecr as cli_ecr
+from buildkit.cli import report as cli_report
+from buildkit.cli import server as cli_server
+from buildkit.config import loading as configmod
+from buildkit.errors import INTERNAL_ERROR_EXIT, ImgbuildError, Interrupted
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Build, push and measure the ruby → base → app image chain of a Rails app.",
+)
+
+
+@dataclass
+class Globals:
+    config: str | None = None
+    registry: str | None = None
+
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("-c", "--config", help="Config file (default: ./imgbuild.yaml).")
+]
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Registry HOST:PORT or HOST/PATH; overrides the config and IMGBUILD_REGISTRY.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="IMGBUILD_DEBUG", help="Log every command; tracebacks."),
+    ] = False,
+) -> None:
+    log.set_debug(debug)
+    ctx.obj = Globals(config=config, registry=registry)
+
+
+def _resolve(ctx: typer.Context, config: str | None, registry: str | None) -> configmod.Config:
+    globals_ = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    path = configmod.find_config(config or globals_.config)
+    overrides = configmod.Overrides(registry=registry or globals_.registry)
+    return configmod.resolve(path, overrides)
+
+
+def _layer_command(layer: str) -> None:
+    def command(
+        ctx: typer.Context,
+        push: Annotated[
+            bool, typer.Option("--push", help="Push every layer of the chain.")
+        ] = False,
+        no_cache: Annotated[
+            bool, typer.Option("--no-cache", help=f"Rebuild the {layer} image without any cache.")
+        ] = False,
+        release_tags: Annotated[
+            bool | None,
+            typer.Option(
+                "--release-tags/--no-release-tags",
+                help="Move latest/main after a push (default: on release branches, not on PRs).",
+            ),
+        ] = None,
+        as_json: JsonOpt = False,
+        config: ConfigOpt = None,
+        registry: RegistryOpt = None,
+    ) -> None:
+        from buildkit import reports
+        from buildkit.run import pipeline
+
+        resolved = _resolve(ctx, config, registry)
+        timer = log.Timer()
+        options = RunOptions(target=layer, push=push, no_cache=no_cache, release_tags=release_tags)
+        phases: dict[str, float] = {}
+        outcomes = pipeline.run(resolved, options, phases)
+        data = reports.after_run(resolved, outcomes, timer.seconds, phases=phases)
+        if as_json:
+            print(json.dumps(data, indent=2))
+
+    command.__doc__ = f"Build the {layer} image and whatever it depends on that is stale."
+    app.command(name=layer)(command)
+
+
+for _layer in configmod.LAYERS:
+    _layer_command(_layer)
+cli_report.register(app)
+cli_codebuild.register(app)
+cli_ecr.register(app, _resolve)
+cli_server.register(app)
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Say, per layer, whether it is up to date or must be built, and why."""
+    from buildkit.chain import plan as planmod
+    from buildkit.engine import docker_api
+    from buildkit.run.access import open_registry
+
+    resolved, access = open_registry(_resolve(ctx, config, registry))
+    docker_api.client()
+    client = access.client() if resolved.registry else None
+    plans = planmod.make_plan(resolved, registry=client)
+    if as_json:
+        print(json.dumps({"layers": [p.as_json() for p in plans]}, indent=2))
+        return
+    for p in plans:
+        print(f"{p.spec.name:5} {p.status:10} {p.spec.image}")
+        for reason in p.reasons:
+            print(f"      - {reason}")
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def _install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # typer turns KeyboardInterrupt into a *returned* 130 in standalone_mode=False; raise our own
+    # error instead (unless SIGINT was ignored by whoever started us, e.g. nohup).
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigterm)
+
+
+def _exit_for_click(exc: Exception) -> None:
+    """Usage errors, --help exits and aborts from click (typer may vendor its own copy of
+    click, so these are recognised by shape, not by class)."""
+    name = type(exc).__name__
+    if name == "Abort":
+        log.error("interrupted")
+        sys.exit(130)
+    code = getattr(exc, "exit_code", None)
+    if name == "Exit" and isinstance(code, int):
+        sys.exit(code)
+    show = getattr(exc, "show", None)
+    if callable(show) and isinstance(code, int):
+        show()
+        sys.exit(code)
+
+
+def main() -> None:
+    """Console entry point: the only place errors turn into messages and exit codes."""
+    _install_signal_handlers()
+    try:
+        code = app(standalone_mode=False, prog_name="imgbuild")
+    except ImgbuildError as exc:
+        log.error(exc.message)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        _exit_for_click(exc)
+        if log.debug_enabled():
+            traceback.print_exc()
+        log.error(
+            f"internal error: {type(exc).__name__}: {exc}; this is a bug in imgbuild, please "
+            "report it with the output of --debug"
+        )
+        sys.exit(INTERNAL_ERROR_EXIT)
+    if isinstance(code, int) and code:
+        if code == 130:
+            log.error("interrupted")
+        sys.exit(code)

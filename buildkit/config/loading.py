@@ -1,0 +1,267 @@
+"""imgbuild.yaml + IMGBUILD_* env + command-line flags, resolved once into frozen dataclasses.
+
+Precedence, lowest to highest (docs/config.md):
+    built-in defaults < imgbuild.yaml < IMGBUILD_* environment < command-line flags
+Strings in the file may use ${VAR} / ${VAR:-default}; paths are relative to the file's directory
+and may start with ~. Unknown keys are rejected with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from buildkit.config import budgets as budgets_section
+from buildkit.config import codebuild as codebuild_section
+from buildkit.config import ecr as ecr_section
+from buildkit.config import schema
+from buildkit.config.yamlsrc import Document, load
+from buildkit.errors import ConfigError, InputError
+
+DEFAULT_CONFIG_NAME = "imgbuild.yaml"
+LAYERS = ("ruby", "base", "app")
+#: Rails' usual homes of images, fonts and precompiled assets: big, and rarely edited.
+DEFAULT_BULK = ("app/assets/images", "app/assets/fonts", "public/assets", "vendor/assets")
+
+#: IMGBUILD_* variables that override top-level keys (flags override these in turn).
+ENV_OVERRIDES = {
+    "IMGBUILD_REGISTRY": "registry",
+    "IMGBUILD_NAME": "name",
+    "IMGBUILD_BASE_IMAGE": "base_image",
+    "IMGBUILD_PLATFORM": "platform",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RubySource:
+    """An explicit Ruby release tarball (mirror or offline); None means ruby-build's definition."""
+
+    url: str | None = None
+    path: Path | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerCommon:
+    """What every layer may override: its Dockerfile and extra build args."""
+
+    dockerfile: Path | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RubyConfig(LayerCommon):
+    version: str
+    configure_opts: tuple[str, ...] = ("--disable-install-doc",)
+    jemalloc: bool = False
+    yjit: bool = False
+    source: RubySource | None = None
+    ruby_build: str = schema.DEFAULT_RUBY_BUILD
+
+    @property
+    def effective_configure_opts(self) -> tuple[str, ...]:
+        extra = (("--with-jemalloc",) if self.jemalloc else ()) + (
+            ("--enable-yjit",) if self.yjit else ()
+        )
+        return self.configure_opts + tuple(o for o in extra if o not in self.configure_opts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaseConfig(LayerCommon):
+    packages: tuple[str, ...] = ()
+    build_packages: tuple[str, ...] = ()
+    gemfile: str = "Gemfile"
+    bundle_without: tuple[str, ...] = ("development", "test")
+    secrets: tuple[str, ...] = ()  # env var names handed to bundle install as a BuildKit secret
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppConfig(LayerCommon):
+    context: Path
+    command: str = "bundle exec rails server -b 0.0.0.0"
+    port: int = 3000
+    user: str = "app"
+    source_url: str | None = None
+    # Large, rarely changing files copied in layers of their own under the source, so a source
+    # change rebuilds and pushes only the source (layers.BulkSpec). [] turns it off.
+    bulk: tuple[str, ...] = DEFAULT_BULK
+    # Build the source as a snapshot + the files changed since it (delta.py). False: one step.
+    delta: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole resolved configuration; nothing else reads the file or the environment."""
+
+    path: Path
+    root: Path
+    name: str
+    registry: str | None
+    base_image: str
+    platform: str | None
+    ruby: RubyConfig
+    base: BaseConfig
+    app: AppConfig
+    cache_dir: Path
+    budgets: budgets_section.Budgets = field(default_factory=budgets_section.Budgets)
+    codebuild: codebuild_section.CodeBuildSettings = field(
+        default_factory=codebuild_section.CodeBuildSettings
+    )
+    ecr: ecr_section.EcrSettings = field(default_factory=ecr_section.EcrSettings)
+    tags: ecr_section.TagSettings = field(default_factory=ecr_section.TagSettings)
+
+    def layer(self, name: str) -> LayerCommon:
+        layer: LayerCommon = {"ruby": self.ruby, "base": self.base, "app": self.app}[name]
+        return layer
+
+
+@dataclass(frozen=True, kw_only=True)
+class Overrides:
+    """Command-line flags that override the file and the environment."""
+
+    registry: str | None = None
+
+
+def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
+    """The config to use: -c FILE, else ./imgbuild.yaml."""
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    candidate = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+    if not candidate.is_file():
+        raise ConfigError(
+            f"no {DEFAULT_CONFIG_NAME} in {candidate.parent}; create one (see docs/config.md) "
+            "or pass -c FILE"
+        )
+    return candidate
+
+
+def resolve(
+    path: Path, overrides: Overrides | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Load, validate and resolve the config at path."""
+    env = dict(os.environ) if env is None else dict(env)
+    doc = load(path, env)
+    schema.check_keys(doc, _keys())
+    data = doc.data
+    for var, key in ENV_OVERRIDES.items():
+        if env.get(var):
+            data[key] = env[var]
+            doc.origins[key] = var
+    if overrides and overrides.registry:
+        data["registry"] = overrides.registry
+        doc.origins["registry"] = "--registry"
+    root = path.parent
+    return Config(
+        path=path,
+        root=root,
+        name=schema.image_name(doc, data.get("name", root.name)),
+        registry=schema.registry(doc, data.get("registry")),
+        base_image=schema.image_ref(doc, "base_image", data.get("base_image", schema.DEFAULT_BASE)),
+        platform=schema.optional_str(doc, "platform", data.get("platform")),
+        ruby=_ruby(doc, data.get("ruby") or {}, root),
+        base=_base(doc, data.get("base") or {}, root),
+        app=_app(doc, data.get("app") or {}, root),
+        cache_dir=Path(env.get("IMGBUILD_CACHE_DIR") or _default_cache(env)).expanduser(),
+        budgets=budgets_section.parse(doc, data.get("budgets"), root),
+        codebuild=codebuild_section.parse(doc, data.get("codebuild"), root),
+        ecr=ecr_section.parse(doc, data.get("ecr"), root),
+        tags=ecr_section.parse_tags(doc, data.get("tags")),
+    )
+
+
+def _keys() -> dict[str, Any]:
+    """schema.KEYS with each feature section's own keys plugged in."""
+    return {
+        **schema.KEYS,
+        "budgets": budgets_section.KEYS or None,
+        "codebuild": codebuild_section.KEYS or None,
+        "ecr": ecr_section.KEYS,
+        "tags": ecr_section.TAG_KEYS,
+    }
+
+
+def _default_cache(env: Mapping[str, str]) -> str:
+    return str(Path(env.get("XDG_CACHE_HOME") or "~/.cache") / "imgbuild")
+
+
+def _common(doc: Document, section: str, raw: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    dockerfile = raw.get("dockerfile")
+    return {
+        "dockerfile": schema.existing_file(doc, f"{section}.dockerfile", dockerfile, root)
+        if dockerfile is not None
+        else None,
+        "build_args": schema.str_mapping(doc, f"{section}.build_args", raw.get("build_args", {})),
+    }
+
+
+def _ruby(doc: Document, raw: Mapping[str, Any], root: Path) -> RubyConfig:
+    if "version" not in raw:
+        raise ConfigError(f'{doc.where("ruby")}: ruby.version is required (e.g. "3.3.8")')
+    source = raw.get("source")
+    return RubyConfig(
+        version=schema.ruby_version(doc, raw["version"]),
+        configure_opts=schema.str_list(
+            doc, "ruby.configure_opts", raw.get("configure_opts", ["--disable-install-doc"])
+        ),
+        jemalloc=schema.boolean(doc, "ruby.jemalloc", raw.get("jemalloc", False)),
+        yjit=schema.boolean(doc, "ruby.yjit", raw.get("yjit", False)),
+        source=_ruby_source(doc, source, root) if source is not None else None,
+        ruby_build=schema.ruby_build(doc, raw.get("ruby_build", schema.DEFAULT_RUBY_BUILD), root),
+        **_common(doc, "ruby", raw, root),
+    )
+
+
+def _ruby_source(doc: Document, raw: Any, root: Path) -> RubySource:
+    where = doc.where("ruby.source")
+    if not isinstance(raw, dict) or ("url" in raw) == ("path" in raw):
+        raise ConfigError(f"{where}: ruby.source needs exactly one of 'url' or 'path'")
+    sha = raw.get("sha256")
+    if sha is not None:
+        sha = schema.sha256_hex(doc, "ruby.source.sha256", sha)
+    if "url" in raw:
+        if sha is None:
+            raise ConfigError(f"{where}: ruby.source.url needs its sha256 (sha256sum the tarball)")
+        return RubySource(url=schema.tarball_url(doc, raw["url"]), sha256=sha)
+    path = schema.existing_file(doc, "ruby.source.path", raw["path"], root)
+    if not path.name.endswith((".tar.gz", ".tgz", ".tar.bz2")):
+        raise InputError(
+            f"{doc.where('ruby.source.path')}: {path.name} is not .tar.gz or .tar.bz2, the only "
+            "formats ruby-build extracts; recompress it (xz -dc X.tar.xz | gzip -n > X.tar.gz)"
+        )
+    return RubySource(path=path, sha256=sha)
+
+
+def _base(doc: Document, raw: Mapping[str, Any], root: Path) -> BaseConfig:
+    return BaseConfig(
+        packages=schema.package_list(doc, "base.packages", raw.get("packages", [])),
+        build_packages=schema.package_list(
+            doc, "base.build_packages", raw.get("build_packages", [])
+        ),
+        gemfile=schema.relative_name(doc, "base.gemfile", raw.get("gemfile", "Gemfile")),
+        bundle_without=schema.str_list(
+            doc, "base.bundle_without", raw.get("bundle_without", ["development", "test"])
+        ),
+        secrets=schema.env_names(doc, "base.secrets", raw.get("secrets", [])),
+        **_common(doc, "base", raw, root),
+    )
+
+
+def _app(doc: Document, raw: Mapping[str, Any], root: Path) -> AppConfig:
+    context = schema.existing_dir(doc, "app.context", raw.get("context", "."), root)
+    command = raw.get("command", AppConfig.command)
+    if isinstance(command, list):
+        command = shlex.join(schema.str_list(doc, "app.command", command))
+    return AppConfig(
+        context=context,
+        command=schema.nonempty_str(doc, "app.command", command),
+        port=schema.port(doc, raw.get("port", 3000)),
+        user=schema.unix_name(doc, "app.user", raw.get("user", "app")),
+        source_url=schema.optional_str(doc, "app.source_url", raw.get("source_url")),
+        bulk=schema.relative_paths(doc, "app.bulk", raw.get("bulk", list(DEFAULT_BULK))),
+        delta=schema.boolean(doc, "app.delta", raw.get("delta", True)),
+        **_common(doc, "app", raw, root),
+    )
