@@ -414,6 +414,7 @@ def _warm_with_watcher(root: Path, rules: Any, tree: Any, runs: int) -> Samples:
     trusts every directory that saw no event since the cached walk."""
     from buildkit.server import watcher as watch
     from buildkit.source import hashing
+    from buildkit.source.treewatch import TreeWatch
 
     dirs = {os.path.dirname(rel) for rel in tree.files} | {""}  # noqa: PTH120
     dirs |= {"/".join(d.split("/")[:i]) for d in dirs for i in range(1, d.count("/") + 1)}
@@ -425,10 +426,9 @@ def _warm_with_watcher(root: Path, rules: Any, tree: Any, runs: int) -> Samples:
         def walk(save: bool) -> float:
             start = time.perf_counter()
             watcher.drain()
-            watch.FEED.clear()
-            watch.FEED.update(watcher.feeds())
             cache = hashing.DigestCache(cache_path)
-            result = hashing.hash_tree(root, rules, cache=cache)
+            feeds = TreeWatch(watcher.feeds())
+            result = hashing.hash_tree(root, rules, cache=cache, watch=feeds)
             seconds = time.perf_counter() - start
             if save:
                 cache.save()
@@ -444,7 +444,6 @@ def _warm_with_watcher(root: Path, rules: Any, tree: Any, runs: int) -> Samples:
                 samples.add(walk(save=False))
         finally:
             watcher.close()
-            watch.FEED.clear()
     return samples
 
 

@@ -37,11 +37,6 @@ def read_json(path: Path) -> Any:
         return None
 
 
-def record_path(cache_dir: Path, kind: str, name: str) -> Path:
-    """`<cache dir>/<kind>/<name made safe>.json`: one small record per repository or project."""
-    return cache_dir / kind / f"{safe_name(name)}.json"
-
-
 def safe_name(text: str) -> str:
     """A file name for a repository, project or URL: runs of other characters become `_`."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from buildkit.applayer import bulk
+from buildkit.applayer import bulk, dockerfile
 from buildkit.chain import layers
 from buildkit.config import loading as configmod
 from buildkit.engine.registry import RegistryClient, split_ref
@@ -28,7 +28,7 @@ def plan(
     paths: tuple[str, ...] = configmod.DEFAULT_BULK,
     dockerfile: str = DOCKERFILE,
 ) -> bulk.BulkSpec | None:
-    return bulk.plan(
+    return bulk.spec_for(
         paths=paths,
         files=files,
         base_key="b" * 64,
@@ -48,7 +48,7 @@ def plan(
     ],
 )
 def test_context_copy_is_found(line: str, expected: tuple[str, str]) -> None:
-    assert bulk.context_copy(f"FROM x\n{line}\nUSER app\n") == expected
+    assert dockerfile.context_copy(f"FROM x\n{line}\nUSER app\n") == expected
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_context_copy_is_found(line: str, expected: tuple[str, str]) -> None:
     ],
 )
 def test_no_single_context_copy_means_no_bulk(text: str) -> None:
-    assert bulk.context_copy(text) is None
+    assert dockerfile.context_copy(text) is None
     assert plan(dockerfile=text) is None
 
 
@@ -134,7 +134,7 @@ def test_source_change_pushes_the_source_without_the_bulk(project: Project) -> N
     assert manifest is not None
     sizes = [int(layer["size"]) for layer in manifest.body["layers"]]
     # Over the base: the bulk layer (the image), the source snapshot this machine's second
-    # build takes (delta.py), and the files changed since it (none yet).
+    # build takes (applayer/snapshot.py), and the files changed since it (none yet).
     assert sizes[-3] > 1_400_000
     assert sizes[-2] < 200_000  # the source alone: a few kB of Ruby
     assert sizes[-1] < 2_000

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from buildkit.codebuild import runtime
-from buildkit.codebuild.runtime import Trigger
 from buildkit.config import loading as configmod
+from buildkit.source import buildenv
+from buildkit.source.buildenv import Trigger
 from tests.test_codebuild_config import write_config
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -40,13 +41,13 @@ BUILD = {"CODEBUILD_BUILD_ID": "shop-pr:1b2c", "CODEBUILD_RESOLVED_SOURCE_VERSIO
     ],
 )
 def test_trigger(env: dict[str, str], expected: Trigger | None) -> None:
-    assert runtime.trigger({**BUILD, **env}) == expected
+    assert buildenv.trigger({**BUILD, **env}) == expected
 
 
 def test_nothing_is_read_outside_codebuild() -> None:
     env = {"CODEBUILD_WEBHOOK_TRIGGER": "branch/main"}
-    assert not runtime.in_codebuild(env)
-    assert runtime.trigger(env) is None
+    assert not buildenv.in_codebuild(env)
+    assert buildenv.trigger(env) is None
     assert runtime.should_move_release_tags("main", env) is None
     assert "not in CodeBuild" in runtime.describe("main", env)
 

@@ -1,4 +1,4 @@
-"""Staging of Dockerfiles and contexts for BuildKit (contexts.py), on a copy of the example."""
+"""Staging of Dockerfiles and contexts for BuildKit (run/staging.py), on a copy of the example."""
 
 from __future__ import annotations
 

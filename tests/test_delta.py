@@ -1,5 +1,6 @@
-"""The app's source snapshot (delta.py): which Dockerfiles qualify, when a snapshot is reused,
-its record, and the real build: an edit ships only the changed files, the tree stays the same."""
+"""The app's source snapshot (applayer/snapshot.py): which Dockerfiles qualify, when a snapshot is
+reused, its record, and the real build: an edit ships only the changed files, the tree stays the
+same."""
 
 from __future__ import annotations
 

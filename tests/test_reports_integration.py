@@ -139,7 +139,8 @@ def test_after_a_build_every_image_has_both_metrics_matching_registry_and_daemon
     )
     assert run["unattributed_seconds"] >= 0  # the pipeline's own timers never exceed the wall
     # What the base lacked: the app level, less a layer the base has too (the empty layer of a
-    # delta build on a fresh source snapshot, delta.py, is the same blob as any empty layer).
+    # delta build on a fresh source snapshot, applayer/snapshot.py, is the same blob as any empty
+    # layer).
     base_digests = set(base_layers)
     fresh = {x["digest"]: x["compressed_bytes"] for x in app_level}
     assert run["pushed_bytes"] == sum(v for d, v in fresh.items() if d not in base_digests) > 0
@@ -185,7 +186,7 @@ def test_deploy_pull_delta_of_a_source_change_is_the_app_layer(project: Project)
     assert delta["previous_digest"] == first["digest"]
     assert delta["previous_from"] == "history"
     # What a node running the first image lacks: the layers that are not in it (with app.delta
-    # that is the source snapshot and the edit, or the edit alone; delta.py).
+    # that is the source snapshot and the edit, or the edit alone; applayer/snapshot.py).
     had = {x["digest"] for x in first["layers"]}
     new = {x["digest"]: x["compressed_bytes"] for x in app["layers"] if x["digest"] not in had}
     assert new

@@ -13,6 +13,7 @@ from buildkit.server import watcher as watch
 from buildkit.source.digestcache import DigestCache
 from buildkit.source.dockerignore import IgnoreRules
 from buildkit.source.hashing import TreeDigest, hash_tree
+from buildkit.source.treewatch import Feed, TreeWatch
 
 RULES = IgnoreRules(["log/", "tmp/"])
 
@@ -48,7 +49,6 @@ def watcher() -> Iterator[watch.Watcher]:
     w = watch.Watcher()
     yield w
     w.close()
-    watch.FEED.clear()
 
 
 class Server:
@@ -59,10 +59,8 @@ class Server:
 
     def walk(self) -> TreeDigest:
         self.watcher.drain()
-        watch.FEED.clear()
-        watch.FEED.update(self.watcher.feeds())
         cache = DigestCache(self.cache_path)
-        tree = hash_tree(Path(self.root), RULES, cache=cache)
+        tree = hash_tree(Path(self.root), RULES, cache=cache, watch=TreeWatch(self.watcher.feeds()))
         cache.save()
         return tree
 
@@ -182,12 +180,11 @@ def test_overflow_forgets_every_root(tree: Path, tmp_path: Path, watcher: watch.
         (burst / f"f{i}").touch()
     watcher.drain()
     assert watcher.roots == {}
-    watch.FEED.clear()
     assert hash_tree(tree, RULES, cache=DigestCache(tmp_path / "d.json")) == hash_tree(tree, RULES)
 
 
 def test_feed_trusts_only_directories_watched_before_the_token(watcher: watch.Watcher) -> None:
-    feed = watch.Feed("e", 10, watched={"": 2, "a": 9, "b": 11}, changed={"a": 5, "c": 3})
+    feed = Feed("e", 10, watched={"": 2, "a": 9, "b": 11}, changed={"a": 5, "c": 3})
     assert feed.trusted("", since=4)
     assert not feed.trusted("a", since=4)  # changed at 5
     assert feed.trusted("a", since=9)

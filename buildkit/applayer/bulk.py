@@ -14,21 +14,14 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from buildkit.applayer import dockerfile
 from buildkit.source.hashing import combine
 from buildkit.source.keys import KEY_LENGTH, compute_key
 
 TAG_PREFIX = "bulk-"
-# `COPY . /app/`, `COPY --chown=app:app . .`, `COPY [".", "/app"]`: the context copy whose
-# destination the bulk layers must share. Other flags (--from) mean it is not that copy.
-_COPY_CONTEXT = re.compile(
-    r"""^\s*COPY\s+((?:--chown=\S+\s+|--chmod=\S+\s+)*)"""
-    r"""(?:\.\s+(\S+)|\[\s*"\.\/?"\s*,\s*"([^"]+)"\s*\])\s*$""",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,16 +56,7 @@ class BulkSpec:
         return "\n".join(lines) + "\n"
 
 
-def context_copy(dockerfile_text: str) -> tuple[str, str] | None:
-    """(destination, flags) of the Dockerfile's single `COPY . <dest>`, else None."""
-    found = [m for line in dockerfile_text.splitlines() if (m := _COPY_CONTEXT.match(line))]
-    if len(found) != 1:
-        return None
-    match = found[0]
-    return (match[2] or match[3]), " ".join(match[1].split())
-
-
-def plan(
+def spec_for(
     *,
     paths: Sequence[str],
     files: Mapping[str, str],
@@ -88,7 +72,7 @@ def plan(
     # dest` would copy what a symlink points to, where the app's `COPY .` keeps the link.
     held = {p: [r for r in files if r.startswith(p + "/")] for p in wanted}
     present = tuple(p for p in wanted if held[p])
-    target = context_copy(app_dockerfile_text) if present else None
+    target = dockerfile.context_copy(app_dockerfile_text) if present else None
     if not present or target is None:
         return None
     dest, flags = target
@@ -120,11 +104,11 @@ _SETUP = {"ARG", "ENV", "WORKDIR"}
 def _setup(dockerfile_text: str) -> tuple[str, ...]:
     """The ARG/ENV/WORKDIR instructions after the last FROM and before the context COPY."""
     found: list[str] = []
-    for _, instruction in instructions(dockerfile_text.splitlines(keepends=True)):
+    for _, instruction in dockerfile.instructions(dockerfile_text.splitlines(keepends=True)):
         word = instruction.split(None, 1)[0].upper()
         if word == "FROM":
             found = []
-        elif word == "COPY" and context_copy(instruction) is not None:
+        elif word == "COPY" and dockerfile.context_copy(instruction) is not None:
             return tuple(found)
         elif word in _SETUP:
             found.append(instruction)
@@ -140,26 +124,3 @@ def _outermost(paths: Sequence[str]) -> list[str]:
     """Drop paths inside another listed path (their files are copied with it)."""
     unique = list(dict.fromkeys(paths))
     return [p for p in unique if not any(p != q and p.startswith(q + "/") for q in unique)]
-
-
-def instructions(lines: list[str]) -> list[tuple[int, str]]:
-    """(index of the line after it, text) per instruction: comments dropped, continuations
-    joined."""
-    found: list[tuple[int, str]] = []
-    index = 0
-    while index < len(lines):
-        parts = []
-        while index < len(lines):
-            line = lines[index].rstrip("\n")
-            index += 1
-            if line.lstrip().startswith("#"):
-                continue
-            if line.rstrip().endswith("\\"):
-                parts.append(line.rstrip()[:-1])
-                continue
-            parts.append(line)
-            break
-        text = " ".join(p.strip() for p in parts).strip()
-        if text:
-            found.append((index, text))
-    return found

@@ -37,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from buildkit.applayer import bulk as bulkmod
-from buildkit.fsutil import atomic_write_json, read_json, record_path
+from buildkit.applayer import dockerfile
+from buildkit.cachedir import snapshot_record
+from buildkit.fsutil import atomic_write_json, read_json
 from buildkit.source.hashing import combine
 from buildkit.source.keys import KEY_LENGTH, compute_key
 
@@ -105,14 +107,14 @@ class Decision:
 
 def snapshot_prefix(dockerfile_text: str) -> str | None:
     """The Dockerfile up to its context COPY, when the snapshot split is safe for it."""
-    if bulkmod.context_copy(dockerfile_text) is None:
+    if dockerfile.context_copy(dockerfile_text) is None:
         return None
     lines = dockerfile_text.splitlines(keepends=True)
     froms, end = 0, 0
-    for stop, instruction in bulkmod.instructions(lines):
+    for stop, instruction in dockerfile.instructions(lines):
         word = instruction.split(None, 1)[0].upper()
         froms += word == "FROM"
-        if end == 0 and word == "COPY" and bulkmod.context_copy(instruction) is not None:
+        if end == 0 and word == "COPY" and dockerfile.context_copy(instruction) is not None:
             end = stop
         elif _unsafe(word, instruction, before_copy=end == 0):
             return None
@@ -188,7 +190,7 @@ def _size(root: Path, rels: list[str]) -> int:
 
 
 def load(cache_dir: Path, repository: str) -> Snapshot | None:
-    data = read_json(record_path(cache_dir, "snapshots", repository))
+    data = read_json(snapshot_record(cache_dir, repository))
     if not isinstance(data, dict) or data.get("version") != _RECORD_VERSION:
         return None
     files = data.get("files")
@@ -210,4 +212,4 @@ def save(cache_dir: Path, repository: str, snapshot: Snapshot) -> None:
         "size": snapshot.size,
         "files": dict(snapshot.files),
     }
-    atomic_write_json(record_path(cache_dir, "snapshots", repository), record)
+    atomic_write_json(snapshot_record(cache_dir, repository), record)

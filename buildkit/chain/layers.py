@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from buildkit import cachedir
 from buildkit.applayer import bulk as bulkmod
 from buildkit.applayer import snapshot as deltamod
 from buildkit.chain.model import LayerSpec
@@ -19,8 +20,8 @@ from buildkit.source import dockerignore, hashing
 from buildkit.source.keys import compute_key
 
 _IMAGES_DIRS = (
-    Path(__file__).parent / "_images",  # installed wheel (pyproject force-include)
-    Path(__file__).parent.parent / "images",  # source checkout / editable install
+    Path(__file__).parents[1] / "_images",  # installed wheel (pyproject force-include)
+    Path(__file__).parents[2] / "images",  # source checkout / editable install
 )
 
 
@@ -112,8 +113,7 @@ def _ruby_build_input(config: Config) -> str:
     if ruby_build.is_absolute() and ruby_build.is_dir():
         # Its own digest cache (keyed by the checkout's path): 600+ files re-read on every
         # run cost a no-op ~40 ms.
-        name = hashlib.sha256(str(ruby_build).encode()).hexdigest()[:16]
-        cache = hashing.DigestCache(config.cache_dir / "digests" / f"ruby-build-{name}.json")
+        cache = hashing.DigestCache(cachedir.ruby_build_digests(config.cache_dir, ruby_build))
         tree = hashing.hash_tree(ruby_build, dockerignore.IgnoreRules([]), cache=cache)
         cache.save()
         return f"tree:{tree.digest}"
@@ -191,7 +191,7 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         *dockerignore.DEFAULT_PATTERNS,
         *dockerignore.read_dockerignore(app.context / ".dockerignore"),
     )
-    bulk = bulkmod.plan(
+    bulk = bulkmod.spec_for(
         paths=app.bulk,
         files=tree.files,
         base_key=parent.key,

@@ -7,8 +7,9 @@ built or used for that layer ("Gemfile.lock changed", "ruby version 3.3.7 → 3.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from buildkit import cachedir
 from buildkit.chain import layers, state
 from buildkit.chain.model import LayerPlan, LayerSpec, Status
 from buildkit.config.loading import LAYERS, Config
@@ -24,10 +25,7 @@ def layers_up_to(target: str) -> tuple[str, ...]:
 
 
 def digest_cache(config: Config) -> hashing.DigestCache:
-    import hashlib
-
-    tag = hashlib.sha256(str(config.app.context).encode()).hexdigest()[:16]
-    return hashing.DigestCache(config.cache_dir / "digests" / f"{tag}.json")
+    return hashing.DigestCache(cachedir.context_digests(config.cache_dir, config.app.context))
 
 
 def make_plan(
@@ -37,11 +35,13 @@ def make_plan(
     registry: RegistryClient | None = None,
     force: frozenset[str] = frozenset(),
     push: bool = False,
+    local_image: Callable[[str], docker_api.LocalImage | None] = docker_api.local_image,
 ) -> list[LayerPlan]:
     """Plan the chain up to target. `force` names layers to rebuild even when up to date;
     without a registry client only the local daemon is asked. The daemon is not asked about a
     layer the registry has, unless the run needs that image locally (the target, without
-    `push`): a no-op `--push` never touches the daemon."""
+    `push`): a no-op `--push` never touches the daemon. `local_image` asks the daemon (a seam:
+    unit tests pass a fake image store)."""
     cache = digest_cache(config)
     cache.load()
     specs = layers.chain(config, cache)[: len(layers_up_to(target))]
@@ -51,7 +51,9 @@ def make_plan(
         parent_plan = plans[-1] if plans else None
         needs_local = not push and spec.name == target
         plans.append(
-            _plan_layer(config, spec, parent_plan, registry, spec.name in force, needs_local)
+            _plan_layer(
+                config, spec, parent_plan, registry, spec.name in force, needs_local, local_image
+            )
         )
     return plans
 
@@ -63,6 +65,7 @@ def _plan_layer(
     registry: RegistryClient | None,
     forced: bool,
     needs_local: bool,
+    local_image: Callable[[str], docker_api.LocalImage | None],
 ) -> LayerPlan:
     remote = None
     if registry is not None:
@@ -70,7 +73,7 @@ def _plan_layer(
         remote = registry.exists(repo, tag)
     local = None
     if remote is None or needs_local:
-        local = docker_api.local_image(spec.image)
+        local = local_image(spec.image)
     present = local is not None or remote is not None
     if present and not forced:
         status: Status = "up-to-date"

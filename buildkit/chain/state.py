@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildkit.fsutil import atomic_write_text, read_json, record_path
+from buildkit.cachedir import state_record
+from buildkit.fsutil import atomic_write_text, read_json
 
 _HEAD = 4096  # key and image are written first: enough to tell an unchanged record
 
@@ -25,11 +26,11 @@ class LayerRecord:
 
 def exists(cache_dir: Path, repository: str) -> bool:
     """Whether this machine recorded the layer before (without reading the record)."""
-    return record_path(cache_dir, "state", repository).is_file()
+    return state_record(cache_dir, repository).is_file()
 
 
 def load(cache_dir: Path, repository: str) -> LayerRecord | None:
-    data = read_json(record_path(cache_dir, "state", repository))
+    data = read_json(state_record(cache_dir, repository))
     if not isinstance(data, dict) or not isinstance(data.get("inputs"), dict):
         return None
     return LayerRecord(
@@ -42,7 +43,7 @@ def load(cache_dir: Path, repository: str) -> LayerRecord | None:
 def save(cache_dir: Path, repository: str, record: LayerRecord) -> None:
     """Write the record, unless the file already holds this key and image: the key is a digest
     of the inputs, so they are the same too (a 10k-file app's record is ~1 MB to rewrite)."""
-    path = record_path(cache_dir, "state", repository)
+    path = state_record(cache_dir, repository)
     head = {"key": record.key, "image": record.image}
     if _starts_with(path, json.dumps(head, indent=2)[:-2]):  # up to the image's closing quote
         return

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from buildkit.config.loading import Config
+from buildkit.source import buildenv
 from buildkit.source.gitinfo import GitInfo
 
 
@@ -36,9 +37,7 @@ def sanitize(name: str) -> str:
 
 
 def _trigger() -> tuple[str, str] | None:
-    from buildkit.codebuild import runtime
-
-    found = runtime.trigger()  # inside CodeBuild: webhook trigger or a by-hand source version
+    found = buildenv.trigger()  # inside CodeBuild: webhook trigger or a by-hand source version
     if found is not None and found.kind in ("pr", "branch", "tag"):
         return found.kind, found.name
     trigger = os.environ.get("CODEBUILD_WEBHOOK_TRIGGER", "")

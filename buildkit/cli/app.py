@@ -9,7 +9,6 @@ import json
 import signal
 import sys
 import traceback
-from dataclasses import dataclass
 from types import FrameType
 from typing import Annotated
 
@@ -21,6 +20,7 @@ from buildkit.cli import codebuild as cli_codebuild
 from buildkit.cli import ecr as cli_ecr
 from buildkit.cli import report as cli_report
 from buildkit.cli import server as cli_server
+from buildkit.cli.options import ConfigOpt, Globals, JsonOpt, RegistryOpt, ReleaseTagsOpt, resolve
 from buildkit.config import loading as configmod
 from buildkit.errors import INTERNAL_ERROR_EXIT, ImgbuildError, Interrupted
 
@@ -31,25 +31,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Build, push and measure the ruby → base → app image chain of a Rails app.",
 )
-
-
-@dataclass
-class Globals:
-    config: str | None = None
-    registry: str | None = None
-
-
-ConfigOpt = Annotated[
-    str | None, typer.Option("-c", "--config", help="Config file (default: ./imgbuild.yaml).")
-]
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry",
-        help="Registry HOST:PORT or HOST/PATH; overrides the config and IMGBUILD_REGISTRY.",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
 
 
 @app.callback()
@@ -66,13 +47,6 @@ def _global(
     ctx.obj = Globals(config=config, registry=registry)
 
 
-def _resolve(ctx: typer.Context, config: str | None, registry: str | None) -> configmod.Config:
-    globals_ = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
-    path = configmod.find_config(config or globals_.config)
-    overrides = configmod.Overrides(registry=registry or globals_.registry)
-    return configmod.resolve(path, overrides)
-
-
 def _layer_command(layer: str) -> None:
     def command(
         ctx: typer.Context,
@@ -82,13 +56,7 @@ def _layer_command(layer: str) -> None:
         no_cache: Annotated[
             bool, typer.Option("--no-cache", help=f"Rebuild the {layer} image without any cache.")
         ] = False,
-        release_tags: Annotated[
-            bool | None,
-            typer.Option(
-                "--release-tags/--no-release-tags",
-                help="Move latest/main after a push (default: on release branches, not on PRs).",
-            ),
-        ] = None,
+        release_tags: ReleaseTagsOpt = None,
         as_json: JsonOpt = False,
         config: ConfigOpt = None,
         registry: RegistryOpt = None,
@@ -96,7 +64,7 @@ def _layer_command(layer: str) -> None:
         from buildkit import reports
         from buildkit.run import pipeline
 
-        resolved = _resolve(ctx, config, registry)
+        resolved = resolve(ctx, config, registry)
         timer = log.Timer()
         options = RunOptions(target=layer, push=push, no_cache=no_cache, release_tags=release_tags)
         phases: dict[str, float] = {}
@@ -109,12 +77,12 @@ def _layer_command(layer: str) -> None:
     app.command(name=layer)(command)
 
 
+# Registration order is the order of `imgbuild --help`: commands (ruby, base, app, report,
+# promote, plan), then groups (size, codebuild, ecr, server).
 for _layer in configmod.LAYERS:
     _layer_command(_layer)
-cli_report.register(app)
-cli_codebuild.register(app)
-cli_ecr.register(app, _resolve)
-cli_server.register(app)
+for _group in (cli_report, cli_codebuild, cli_ecr, cli_server):
+    _group.register(app)
 
 
 @app.command()
@@ -129,7 +97,7 @@ def plan(
     from buildkit.engine import docker_api
     from buildkit.run.access import open_registry
 
-    resolved, access = open_registry(_resolve(ctx, config, registry))
+    resolved, access = open_registry(resolve(ctx, config, registry))
     docker_api.client()
     client = access.client() if resolved.registry else None
     plans = planmod.make_plan(resolved, registry=client)

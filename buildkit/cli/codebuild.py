@@ -1,4 +1,8 @@
-"""`imgbuild codebuild render|plan|apply`, and `preflight|exports` for use inside a buildspec."""
+"""`imgbuild codebuild render|plan|apply`, and `preflight|exports` for use inside a buildspec.
+
+These commands have no -c/--registry of their own: they take the global ones
+(`imgbuild -c FILE codebuild render`).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,11 @@ from typing import Annotated, Any
 import typer
 
 from buildkit import log
+from buildkit.cli.options import JsonOpt, resolve
 from buildkit.config import loading as configmod
 from buildkit.errors import ImgbuildError, InputError
 
-group = typer.Typer(
+codebuild_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
     help="AWS CodeBuild: generated buildspecs and projects, and helpers for inside a build.",
@@ -26,17 +31,7 @@ class Format(StrEnum):
     cloudformation = "cloudformation"
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
-
-
-def _resolve(ctx: typer.Context) -> configmod.Config:
-    """The config named by the global -c/--registry options (cli.Globals) or ./imgbuild.yaml."""
-    path = configmod.find_config(getattr(ctx.obj, "config", None))
-    overrides = configmod.Overrides(registry=getattr(ctx.obj, "registry", None))
-    return configmod.resolve(path, overrides)
-
-
-@group.command()
+@codebuild_app.command()
 def render(
     ctx: typer.Context,
     fmt: Annotated[
@@ -51,7 +46,7 @@ def render(
     """Write the pull-request, main and batch buildspecs (or a CloudFormation template)."""
     from buildkit.codebuild import buildspec, cloudformation
 
-    config = _resolve(ctx)
+    config = resolve(ctx)
     target = out if out is not None else buildspec.default_out(config)
     if fmt is Format.cloudformation:
         paths = [cloudformation.write(config, target)]
@@ -68,17 +63,17 @@ def _plan(config: configmod.Config) -> tuple[Any, Any]:
     return aws.make_plan(config, clients), clients
 
 
-@group.command()
+@codebuild_app.command()
 def plan(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show, field by field, what `apply` would create or change in CodeBuild and IAM."""
-    result, _ = _plan(_resolve(ctx))
+    result, _ = _plan(resolve(ctx))
     if as_json:
         print(json.dumps(result.as_json(), indent=2, default=str))
         return
     print("\n".join(result.lines()))
 
 
-@group.command()
+@codebuild_app.command()
 def apply(
     ctx: typer.Context,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
@@ -87,7 +82,7 @@ def apply(
     """Create or update the projects, webhooks, report groups (and role) to match the config."""
     from buildkit.codebuild import aws
 
-    config = _resolve(ctx)
+    config = resolve(ctx)
     result, clients = _plan(config)
     print("\n".join(result.lines()), file=sys.stderr if as_json else sys.stdout)
     if result.pending and not yes:
@@ -102,7 +97,7 @@ def apply(
     log.info(summary)
 
 
-@group.command()
+@codebuild_app.command()
 def preflight(
     ctx: typer.Context,
     push: Annotated[
@@ -115,7 +110,7 @@ def preflight(
     from buildkit.engine import builder
     from buildkit.run import pipeline
 
-    config = _resolve(ctx)
+    config = resolve(ctx)
     pipeline.preflight(config, push=push)
     engine = builder.detect()
     branches = config.tags.release_branches  # the same branches as the tag policy
@@ -128,7 +123,7 @@ def preflight(
     log.info(f"reports go to {directory}; build context in {path}")
 
 
-@group.command()
+@codebuild_app.command()
 def exports(
     ctx: typer.Context,
     result: Annotated[Path, typer.Argument(help="The --json output of `imgbuild <layer>`.")],
@@ -136,7 +131,7 @@ def exports(
     """Turn a build result into the buildspec's exported variables (<report dir>/exported.env)."""
     from buildkit.codebuild import runtime
 
-    _resolve(ctx)  # same config errors as every other command
+    resolve(ctx)  # same config errors as every other command
     try:
         data = json.loads(result.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -150,5 +145,5 @@ def exports(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the codebuild commands to the main CLI."""
-    app.add_typer(group, name="codebuild")
+    """Add `imgbuild codebuild ...` to the main CLI."""
+    app.add_typer(codebuild_app, name="codebuild")

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from buildkit import log
+from buildkit.cli.options import ConfigOpt, json_option, registry_option, resolve
 
 if TYPE_CHECKING:
     from buildkit.config.budgets import Budget
     from buildkit.config.loading import Config
     from buildkit.reports.document import Report
 
-ConfigOpt = Annotated[
-    str | None, typer.Option("-c", "--config", help="Config file (default: ./imgbuild.yaml).")
-]
-RegistryOpt = Annotated[
-    str | None, typer.Option("--registry", help="Registry HOST:PORT; overrides the config.")
+# The shared --json and --registry, in the words these commands' --help has always used.
+ReportJsonOpt = Annotated[bool, json_option("Print the report as JSON on stdout.")]
+ReportRegistryOpt = Annotated[
+    str | None, registry_option("Registry HOST:PORT; overrides the config.")
 ]
 BaselineOpt = Annotated[
     Path | None,
@@ -38,7 +38,6 @@ HistoryOpt = Annotated[
     Path | None,
     typer.Option("--history-file", help="Build history (default: in the imgbuild cache dir)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 JunitOpt = Annotated[
     Path | None, typer.Option("--junit", help="Write one JUnit test case per image budget.")
 ]
@@ -46,15 +45,6 @@ JunitOpt = Annotated[
 size_app = typer.Typer(
     help="The size-regression gate.", no_args_is_help=True, rich_markup_mode=None
 )
-
-
-def _resolve(ctx: typer.Context, config: str | None, registry: str | None) -> Config:
-    from buildkit.config import loading as configmod
-
-    globals_ = ctx.find_root().obj
-    path = configmod.find_config(config or getattr(globals_, "config", None))
-    overrides = configmod.Overrides(registry=registry or getattr(globals_, "registry", None))
-    return configmod.resolve(path, overrides)
 
 
 def _history_path(config: Config, explicit: Path | None) -> Path:
@@ -65,7 +55,7 @@ def _history_path(config: Config, explicit: Path | None) -> Path:
 
 def report(
     ctx: typer.Context,
-    as_json: JsonOpt = False,
+    as_json: ReportJsonOpt = False,
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print a pull-request comment (Markdown).")
     ] = False,
@@ -80,7 +70,7 @@ def report(
     baseline_tag: BaselineTagOpt = None,
     history_file: HistoryOpt = None,
     config: ConfigOpt = None,
-    registry: RegistryOpt = None,
+    registry: ReportRegistryOpt = None,
 ) -> None:
     """Sizes, deploy pull delta, build times and budgets of the chain's current images."""
     from buildkit import fsutil
@@ -91,7 +81,7 @@ def report(
 
     if as_json and markdown:
         raise typer.BadParameter("choose one of --json and --markdown")
-    resolved = _resolve(ctx, config, registry)
+    resolved = resolve(ctx, config, registry)
     path = _history_path(resolved, history_file)
     if show_history:
         _print_history(history.read(path), as_json=as_json)
@@ -184,16 +174,16 @@ def size_check(
         ),
     ] = False,
     junit: JunitOpt = None,
-    as_json: JsonOpt = False,
+    as_json: ReportJsonOpt = False,
     history_file: HistoryOpt = None,
     config: ConfigOpt = None,
-    registry: RegistryOpt = None,
+    registry: ReportRegistryOpt = None,
 ) -> None:
     """Fail (exit 10) when an image grew past its budget or baseline; say what grew."""
     from buildkit.reports import collect
     from buildkit.reports import junit as junitmod
 
-    resolved = _resolve(ctx, config, registry)
+    resolved = resolve(ctx, config, registry)
     result = collect.on_demand(
         resolved,
         baseline_path=baseline,
@@ -254,6 +244,6 @@ def _verdict(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the report commands to the main CLI."""
+    """Add `imgbuild report` and `imgbuild size ...` to the main CLI."""
     app.command("report")(report)
     app.add_typer(size_app, name="size")

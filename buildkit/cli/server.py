@@ -18,64 +18,69 @@ from typing import Annotated, Any
 import typer
 
 from buildkit import log, proc
+from buildkit.cli.options import json_option
 from buildkit.errors import ServerError
 from buildkit.server import protocol as serverproto
 
 _START_TIMEOUT = 60.0  # importing everything on a cold page cache of a slow CI disk
 
 
+server_app = typer.Typer(
+    help="A resident process that runs imgbuild commands without starting Python each time.",
+    no_args_is_help=True,
+)
+
+
+@server_app.command("start")
+def start(
+    idle: Annotated[
+        float, typer.Option("--idle", help="Exit after this many minutes without a command.")
+    ] = serverproto.DEFAULT_IDLE_SECONDS / 60,
+) -> None:
+    """Start a server for this version of imgbuild (does nothing if one is running)."""
+    path = serverproto.socket_path()
+    running = serverproto.request(path, {"op": "status"})
+    if running is not None:
+        log.info(f"server already running (pid {running['pid']}, socket {path})")
+        return
+    if idle <= 0:
+        raise ServerError(f"--idle {idle}: give a positive number of minutes")
+    pid = _spawn(path, idle * 60)
+    log.info(f"server started (pid {pid}, socket {path}); IMGBUILD_SERVER=off bypasses it")
+
+
+@server_app.command("stop")
+def stop() -> None:
+    """Stop every imgbuild server of this user (all versions)."""
+    stopped = 0
+    for sock in sorted(Path(serverproto.runtime_dir()).glob("s-*.sock")):
+        path = str(sock)
+        reply = serverproto.request(path, {"op": "stop"})
+        if reply is not None:
+            stopped += 1
+            log.info(f"stopped the server on {path} (pid {reply.get('stopped')})")
+    if not stopped:
+        log.info("no server running")
+
+
+@server_app.command("status")
+def status(as_json: Annotated[bool, json_option("Machine-readable.")] = False) -> None:
+    """Whether a server for this version runs, and what it has done."""
+    path = serverproto.socket_path()
+    reply = serverproto.request(path, {"op": "status"})
+    if as_json:
+        print(json.dumps(reply or {"running": False, "socket": path}, indent=2))
+    elif reply is None:
+        print(f"no server for this version of imgbuild (socket {path})")
+    else:
+        print(_describe(reply))
+    if reply is None:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    server_app = typer.Typer(
-        help="A resident process that runs imgbuild commands without starting Python each time.",
-        no_args_is_help=True,
-    )
+    """Add `imgbuild server ...` to the main CLI."""
     app.add_typer(server_app, name="server")
-
-    @server_app.command("start")
-    def start(
-        idle: Annotated[
-            float, typer.Option("--idle", help="Exit after this many minutes without a command.")
-        ] = serverproto.DEFAULT_IDLE_SECONDS / 60,
-    ) -> None:
-        """Start a server for this version of imgbuild (does nothing if one is running)."""
-        path = serverproto.socket_path()
-        running = serverproto.request(path, {"op": "status"})
-        if running is not None:
-            log.info(f"server already running (pid {running['pid']}, socket {path})")
-            return
-        if idle <= 0:
-            raise ServerError(f"--idle {idle}: give a positive number of minutes")
-        pid = _spawn(path, idle * 60)
-        log.info(f"server started (pid {pid}, socket {path}); IMGBUILD_SERVER=off bypasses it")
-
-    @server_app.command("stop")
-    def stop() -> None:
-        """Stop every imgbuild server of this user (all versions)."""
-        stopped = 0
-        for sock in sorted(Path(serverproto.runtime_dir()).glob("s-*.sock")):
-            path = str(sock)
-            reply = serverproto.request(path, {"op": "stop"})
-            if reply is not None:
-                stopped += 1
-                log.info(f"stopped the server on {path} (pid {reply.get('stopped')})")
-        if not stopped:
-            log.info("no server running")
-
-    @server_app.command("status")
-    def status(
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
-    ) -> None:
-        """Whether a server for this version runs, and what it has done."""
-        path = serverproto.socket_path()
-        reply = serverproto.request(path, {"op": "status"})
-        if as_json:
-            print(json.dumps(reply or {"running": False, "socket": path}, indent=2))
-        elif reply is None:
-            print(f"no server for this version of imgbuild (socket {path})")
-        else:
-            print(_describe(reply))
-        if reply is None:
-            raise typer.Exit(1)
 
 
 def _spawn(path: str, idle_seconds: float) -> int:

@@ -2,21 +2,20 @@
 
 CodeBuild describes the build in CODEBUILD_* variables (docs/codebuild.md lists those read here):
 `CODEBUILD_WEBHOOK_TRIGGER` is `branch/<name>`, `pr/<number>` or `tag/<name>` for webhook builds;
-a build started by hand has only `CODEBUILD_SOURCE_VERSION` (a branch, `pr/N`, a ref or a commit).
+a build started by hand has only `CODEBUILD_SOURCE_VERSION` (a branch, `pr/N`, a ref or a commit);
+source/buildenv.py reads those (the chain's tag policy needs them too).
 Release tags (`latest`, the branch tag) move only for a build of the release branch.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from buildkit import fsutil
+from buildkit.source.buildenv import commit, environ, in_codebuild, trigger
 
 REPORT_DIR_ENV = "IMGBUILD_REPORT_DIR"
 DEFAULT_REPORT_DIR = "imgbuild-reports"
@@ -28,60 +27,6 @@ LAYERS = ("ruby", "base", "app")
 EXPORTED = tuple(
     f"IMGBUILD_RESULT_{layer.upper()}_{what}" for layer in LAYERS for what in ("IMAGE", "DIGEST")
 )
-
-Kind = Literal["branch", "pr", "tag", "commit"]
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
-@dataclass(frozen=True)
-class Trigger:
-    """What this build is for: kind branch/pr/tag/commit and its name (branch, PR number, tag)."""
-
-    kind: Kind
-    name: str
-    head_ref: str | None = None  # the PR's (or pushed) branch, without refs/heads/
-
-    def __str__(self) -> str:
-        return f"{self.kind}/{self.name}"
-
-
-def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
-    return os.environ if env is None else env
-
-
-def in_codebuild(env: Mapping[str, str] | None = None) -> bool:
-    return bool(_env(env).get("CODEBUILD_BUILD_ID"))
-
-
-def _short_ref(ref: str | None) -> str | None:
-    if not ref:
-        return None
-    return ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
-
-
-def trigger(env: Mapping[str, str] | None = None) -> Trigger | None:
-    """The webhook trigger, else what a by-hand build's source version says; None elsewhere."""
-    values = _env(env)
-    if not in_codebuild(values):
-        return None
-    head = _short_ref(values.get("CODEBUILD_WEBHOOK_HEAD_REF"))
-    webhook = values.get("CODEBUILD_WEBHOOK_TRIGGER", "")
-    kind, _, name = webhook.partition("/")
-    if kind in ("branch", "pr", "tag") and name:
-        return Trigger(kind, name, head)  # type: ignore[arg-type]  # narrowed by the check
-    return _from_source_version(values.get("CODEBUILD_SOURCE_VERSION", ""), head)
-
-
-def _from_source_version(version: str, head: str | None) -> Trigger | None:
-    if version.startswith("pr/"):
-        return Trigger("pr", version[3:], head)
-    if version.startswith("refs/tags/"):
-        return Trigger("tag", version.removeprefix("refs/tags/"), head)
-    if version.startswith("refs/heads/"):
-        return Trigger("branch", version.removeprefix("refs/heads/"), head)
-    if _COMMIT.match(version):
-        return Trigger("commit", version, head)
-    return Trigger("branch", version, head) if version else None
 
 
 def should_move_release_tags(
@@ -96,14 +41,8 @@ def should_move_release_tags(
     return found is not None and found.kind == "branch" and found.name in branches
 
 
-def commit(env: Mapping[str, str] | None = None) -> str | None:
-    values = _env(env)
-    resolved = values.get("CODEBUILD_RESOLVED_SOURCE_VERSION", "")
-    return resolved if _COMMIT.match(resolved) else None
-
-
 def batch_identifier(env: Mapping[str, str] | None = None) -> str | None:
-    return _env(env).get("CODEBUILD_BATCH_BUILD_IDENTIFIER") or None
+    return environ(env).get("CODEBUILD_BATCH_BUILD_IDENTIFIER") or None
 
 
 def batch_layer(env: Mapping[str, str] | None = None) -> str | None:
@@ -114,7 +53,7 @@ def batch_layer(env: Mapping[str, str] | None = None) -> str | None:
 
 def report_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where reports go: $IMGBUILD_REPORT_DIR, else imgbuild-reports/ in the source directory."""
-    values = _env(env)
+    values = environ(env)
     configured = values.get(REPORT_DIR_ENV)
     base = Path(values.get("CODEBUILD_SRC_DIR") or Path.cwd())
     if configured:
@@ -140,7 +79,7 @@ def describe(
     release_branches: str | Iterable[str] = ("main",), env: Mapping[str, str] | None = None
 ) -> str:
     """One log line about the build, or about not being in one."""
-    values = _env(env)
+    values = environ(env)
     if not in_codebuild(values):
         return "not in CodeBuild (CODEBUILD_BUILD_ID unset): the command line decides the tags"
     found = trigger(values)

@@ -89,7 +89,8 @@ class AppConfig(LayerCommon):
     # Large, rarely changing files copied in layers of their own under the source, so a source
     # change rebuilds and pushes only the source (layers.BulkSpec). [] turns it off.
     bulk: tuple[str, ...] = DEFAULT_BULK
-    # Build the source as a snapshot + the files changed since it (delta.py). False: one step.
+    # Build the source as a snapshot + the files changed since it (applayer/snapshot.py).
+    # False: one step.
     delta: bool = True
 
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buildkit import log, proc
+from buildkit import cachedir, log, proc
 from buildkit.engine.progress import PlainProgressParser, Step
 from buildkit.errors import BuildFailedError, BuildKitUnavailableError, CommandNotFoundError
 from buildkit.fsutil import atomic_write_json, read_json
@@ -85,7 +85,7 @@ def detect(cli: str | None = None, cache_dir: Path | None = None) -> Engine:
     the two probes are Go CLI starts (~75 ms side by side) on every building run otherwise."""
     cli = cli or os.environ.get("IMGBUILD_DOCKER", "docker")
     fingerprint = _fingerprint(cli) if cache_dir is not None else None
-    path = cache_dir / "engine.json" if cache_dir is not None else None
+    path = cachedir.engine_facts(cache_dir) if cache_dir is not None else None
     if path is not None and fingerprint is not None:
         known = read_json(path)
         if isinstance(known, dict) and known.get("fingerprint") == fingerprint:

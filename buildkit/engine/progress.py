@@ -1,13 +1,11 @@
 """BuildKit progress output -> per-step timings, cache hits and the failing step's output.
 
-Two input formats, both written by the docker CLI on stderr:
-
-* plain (`--progress=plain`, buildx or the BuildKit built into the 20.10 CLI), parsed line by line
-  with `PlainProgressParser` while the build runs. A vertex is a block of lines that all start
-  with `#N`: a header (`#7 [build 3/4] RUN …`), log lines (`#7 0.329 text`, the number being
-  seconds since the vertex started), status lines (`#11 exporting layers 0.1s done`) and one
-  result (`#7 DONE 1.4s`, `#7 CACHED`, `#7 ERROR: …`, `#7 CANCELED`). Quirks seen in real output
-  (samples in tests/data/progress/):
+The input is `--progress=plain` output on the docker CLI's stderr (buildx, or the BuildKit built
+into the 20.10 CLI), parsed line by line with `PlainProgressParser` while the build runs. A vertex
+is a block of lines that all start with `#N`: a header (`#7 [build 3/4] RUN …`), log lines
+(`#7 0.329 text`, the number being seconds since the vertex started), status lines (`#11
+exporting layers 0.1s done`) and one result (`#7 DONE 1.4s`, `#7 CACHED`, `#7 ERROR: …`, `#7
+CANCELED`). Quirks seen in real output (samples in tests/data/progress/):
   - the printer re-prints a vertex's header whenever it switches back to it, after writing
     `#N ...` for the vertex it leaves; a finished vertex can even be printed, and finish, twice;
   - 20.10 writes `#N sha256:<digest>` after every header (including re-printed ones);
@@ -22,10 +20,6 @@ Two input formats, both written by the docker CLI on stderr:
   - after the vertices, each failed vertex gets a block between `------` lines (buildx repeats
     the vertex's logs there, 20.10 does not), then the solve error: `ERROR: failed to solve: …`
     from buildx, the bare message from 20.10; a Dockerfile syntax error has no vertex at all.
-* rawjson (`--progress=rawjson`, buildx >= 0.13), parsed as a whole with `parse_rawjson`: a stream
-  of pretty-printed JSON objects (BuildKit `SolveStatus`) with the same vertex sent again on every
-  change, log data base64-encoded and split anywhere (even mid-line), then plain text (the solve
-  error) after the last object.
 
 Nothing here prints; callers decide what to show. `Step.seconds` is the vertex's own duration, so
 the `total_seconds` of `summarize` exceeds the wall time when stages run in parallel.
@@ -33,27 +27,20 @@ the `total_seconds` of `summarize` exceeds the wall time when stages run in para
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypedDict
+from dataclasses import dataclass
+from typing import NamedTuple, TypedDict
 
 __all__ = [
     "CANCELED",
     "PlainProgressParser",
-    "RawJsonResult",
     "RunningStep",
     "Step",
     "Summary",
     "is_internal_step",
-    "parse_rawjson",
-    "parse_timestamp",
     "solve_error",
     "summarize",
 ]
@@ -356,156 +343,3 @@ class PlainProgressParser:
         if index is None or n <= 0:
             return []
         return self._errored_lines.get(index, [])[-n:]
-
-
-# ------------------------------------------------------------------------------------- rawjson
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d{2}):(\d{2}))"
-)
-
-
-def parse_timestamp(value: str) -> int:
-    """RFC 3339 (Go's RFC3339Nano: up to 9 fractional digits, trailing zeros dropped) -> integer
-    nanoseconds since the epoch. `datetime.fromisoformat` on 3.11 stops at 6 digits."""
-    match = _RFC3339.fullmatch(value)
-    if match is None:
-        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    seconds = int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp())
-    if match[8]:
-        offset = int(match[9]) * 3600 + int(match[10]) * 60
-        seconds -= offset if match[8] == "+" else -offset
-    return seconds * 1_000_000_000 + int((match[7] or "").ljust(9, "0"))
-
-
-@dataclass(frozen=True)
-class RawJsonResult:
-    """What `parse_rawjson` found.
-
-    `steps`: finished vertices in the order they first finished; `trailer`: the non-JSON lines
-    (the solve error after the objects); `logs`: each errored vertex's output lines, by its index
-    in `steps`.
-    """
-
-    steps: list[Step]
-    trailer: list[str] = field(default_factory=list)
-    logs: dict[int, list[str]] = field(default_factory=dict)
-
-    @property
-    def error_message(self) -> str | None:
-        """The final solve error (see `solve_error`); meaningful only after a non-zero exit."""
-        return solve_error(self.trailer)
-
-    @property
-    def failed_step(self) -> Step | None:
-        index = _failed_index(self.steps, self.error_message)
-        return None if index is None else self.steps[index]
-
-    def log_tail(self, n: int = 20) -> list[str]:
-        """The last `n` output lines of `failed_step`, or []."""
-        index = _failed_index(self.steps, self.error_message)
-        if index is None or n <= 0:
-            return []
-        return self.logs.get(index, [])[-n:]
-
-
-def _vertex_seconds(vertex: dict[str, Any]) -> float:
-    if vertex.get("cached"):  # a cached vertex may carry the timestamps of the build that made it
-        return 0.0
-    started, completed = vertex.get("started"), vertex.get("completed")
-    if not isinstance(started, str) or not isinstance(completed, str):
-        return 0.0
-    try:
-        nanoseconds = parse_timestamp(completed) - parse_timestamp(started)
-    except ValueError:
-        return 0.0
-    return max(nanoseconds, 0) / 1e9
-
-
-class _LogLines:
-    """Reassembles one vertex's output: chunks split anywhere, stdout and stderr interleaved."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._partial: dict[int, bytes] = {}
-
-    def add(self, stream: int, data: bytes) -> None:
-        *complete, rest = (self._partial.pop(stream, b"") + data).split(b"\n")
-        self.lines.extend(chunk.decode("utf-8", "replace") for chunk in complete)
-        if rest:
-            self._partial[stream] = rest
-
-    def flush(self) -> list[str]:
-        for stream in sorted(self._partial):
-            self.lines.append(self._partial.pop(stream).decode("utf-8", "replace"))
-        return self.lines
-
-
-def parse_rawjson(text: str) -> RawJsonResult:
-    """Parse `--progress=rawjson` output (all of stderr).
-
-    Objects are decoded one after another with `JSONDecoder.raw_decode`; anything else is taken a
-    line at a time into `trailer`. Each vertex keeps its latest state that has `completed` (a
-    vertex is re-sent in full on every change); vertices that never completed are left out.
-    """
-    decoder = json.JSONDecoder()
-    finished: dict[str, dict[str, Any]] = {}  # digest -> latest completed state, in finish order
-    logs: dict[str, _LogLines] = {}
-    trailer: list[str] = []
-    position, end = 0, len(text)
-    while position < end:
-        if text[position].isspace():
-            position += 1
-            continue
-        if text[position] == "{":
-            try:
-                status, after = decoder.raw_decode(text, position)
-            except json.JSONDecodeError:
-                pass
-            else:
-                if isinstance(status, dict):
-                    _apply_status(status, finished, logs)
-                    position = after
-                    continue
-        newline = text.find("\n", position)
-        newline = end if newline == -1 else newline
-        trailer.append(text[position:newline].rstrip())
-        position = newline + 1
-
-    steps: list[Step] = []
-    errored_logs: dict[int, list[str]] = {}
-    for digest, vertex in finished.items():
-        name = str(vertex.get("name", ""))
-        error = vertex.get("error") or None
-        if error is not None:
-            lines = logs.get(digest)
-            errored_logs[len(steps)] = lines.flush() if lines else []
-        steps.append(
-            Step(
-                name=name,
-                seconds=_vertex_seconds(vertex),
-                cached=bool(vertex.get("cached", False)),
-                error=None if error is None else str(error),
-                internal=is_internal_step(name),
-            )
-        )
-    return RawJsonResult(steps=steps, trailer=trailer, logs=errored_logs)
-
-
-def _apply_status(
-    status: dict[str, Any], finished: dict[str, dict[str, Any]], logs: dict[str, _LogLines]
-) -> None:
-    for vertex in status.get("vertexes") or ():
-        if isinstance(vertex, dict) and vertex.get("completed") and "digest" in vertex:
-            finished[str(vertex["digest"])] = vertex  # first finish fixes the order
-    for entry in status.get("logs") or ():
-        if not isinstance(entry, dict) or "vertex" not in entry:
-            continue
-        try:
-            data = base64.b64decode(entry.get("data") or "", validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        stream = entry.get("stream", 1)
-        lines = logs.setdefault(str(entry["vertex"]), _LogLines())
-        lines.add(stream if isinstance(stream, int) else 1, data)

@@ -1,7 +1,7 @@
 """Reports on the chain's images: sizes, deploy pull delta, times, history and the size gate.
 
 `after_run` is what the CLI calls after every `imgbuild <layer>` run; `imgbuild report` and
-`imgbuild size check` (cli_report.py) build the same Report on demand. docs/reports.md documents
+`imgbuild size check` (cli/report.py) build the same Report on demand. docs/reports.md documents
 the metrics and the JSON schema.
 """
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from buildkit import fsutil, log
+from buildkit import cachedir, fsutil, log
 from buildkit.config.loading import Config
 from buildkit.reports.model import ImageSizes, Layer
 
@@ -32,8 +32,7 @@ SEED_RECORDS = 20
 
 
 def default_path(config: Config) -> Path:
-    safe = fsutil.safe_name(config.name)
-    return config.cache_dir / "history" / f"{safe}.jsonl"
+    return cachedir.history_file(config.cache_dir, config.name)
 
 
 def read(path: Path) -> list[dict[str, Any]]:

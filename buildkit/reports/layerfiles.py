@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from buildkit import fsutil, log
+from buildkit import cachedir, fsutil, log
 from buildkit.engine.registry import RegistryClient
 from buildkit.errors import ImgbuildError
 from buildkit.reports import tarscan
@@ -134,8 +134,8 @@ class LayerStore:
     """Layer facts by digest: uncompressed sizes (small JSON map) and file lists (one file each)."""
 
     def __init__(self, cache_dir: Path) -> None:
-        self.root = cache_dir / "reports"
-        self._sizes_path = self.root / "layer-sizes.json"
+        self._cache_dir = cache_dir
+        self._sizes_path = cachedir.layer_sizes(cache_dir)
         loaded = fsutil.read_json(self._sizes_path)
         self._sizes: dict[str, int] = (
             {str(k): int(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
@@ -163,7 +163,7 @@ class LayerStore:
 
     def _files_path(self, diff_id: str) -> Path | None:
         match = _HEX.match(diff_id)
-        return self.root / "files" / f"{match[1]}.json" if match else None
+        return cachedir.layer_files(self._cache_dir, match[1]) if match else None
 
     def files(
         self, client: RegistryClient, repo: str, digest: str, diff_id: str

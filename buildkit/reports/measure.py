@@ -10,7 +10,6 @@ history, so a blob is read once per machine at most, and only for layers nobody 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import platform
 import re
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from buildkit import fsutil, log
+from buildkit import cachedir, fsutil, log
 from buildkit.config.loading import Config
 from buildkit.engine import docker_api
 from buildkit.engine.registry import RegistryClient, is_loopback, split_ref
@@ -67,11 +66,6 @@ class _Facts:
 # history) is cached by digest: a run that built nothing measures its chain with one HEAD per
 # image instead of a manifest and a config GET each.
 _FACTS_FIELDS = ("config_digest", "diff_ids", "digests", "compressed", "created_by")
-
-
-def _facts_path(cache_dir: Path, digest: str, wanted_platform: str) -> Path:
-    name = hashlib.sha256(f"{digest} {wanted_platform}".encode()).hexdigest()[:32]
-    return cache_dir / "reports" / "manifests" / f"{name}.json"
 
 
 def _cached_facts(path: Path, ref: str, digest: str) -> _Facts | None:
@@ -132,7 +126,7 @@ class Measurer:
         digest = known_digest or client.exists(repo, tag)
         if digest is None:
             return None
-        cache = _facts_path(self.config.cache_dir, digest, self._wanted_platform())
+        cache = cachedir.manifest_facts(self.config.cache_dir, digest, self._wanted_platform())
         cached = _cached_facts(cache, ref, digest) if digest.startswith("sha256:") else None
         if cached is not None:
             return cached

@@ -8,7 +8,7 @@ Tags are written as manifest PUTs of the exact bytes already pushed, so digests 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from buildkit import log
 from buildkit.chain.model import LayerOutcome, LayerSpec
@@ -18,15 +18,20 @@ from buildkit.engine.registry import Manifest, RegistryClient, split_ref
 from buildkit.errors import PushFailedError
 from buildkit.run.access import AUTH_ERRORS, RegistryAccess
 
+#: Pushes one image through the daemon, returns its manifest digest (tests pass a fake).
+PushImage = Callable[[str, Mapping[str, str] | None], str]
+
 
 def push_chain(
     outcomes: Sequence[LayerOutcome],
     access: RegistryAccess,
     client: RegistryClient,
     policy: TagPolicy,
+    *,
+    push_image: PushImage = docker_api.push,
 ) -> None:
     for outcome in outcomes:
-        _push_content(outcome, access, client)
+        _push_content(outcome, access, client, push_image)
     app = outcomes[-1]
     if app.plan.spec.name == "app":
         for tag in policy.app_tags:
@@ -44,7 +49,9 @@ def _manifest(client: RegistryClient, image: str) -> Manifest:
     return manifest
 
 
-def _push_content(outcome: LayerOutcome, access: RegistryAccess, client: RegistryClient) -> None:
+def _push_content(
+    outcome: LayerOutcome, access: RegistryAccess, client: RegistryClient, push_image: PushImage
+) -> None:
     spec = outcome.plan.spec
     if outcome.digest is not None and not outcome.built:
         return  # the plan found it in the registry under its content key: nothing to push
@@ -76,33 +83,35 @@ def _push_content(outcome: LayerOutcome, access: RegistryAccess, client: Registr
         )
     timer = log.Timer()
     if spec.bulk is not None:
-        _push_bulk(spec.bulk.image, access, client)
+        _push_bulk(spec.bulk.image, access, client, push_image)
     log.info(f"{spec.name}: pushing {spec.image}")
-    digest = _sdk_push(spec.image, access)
+    digest = _sdk_push(spec.image, access, push_image)
     outcome.digest = digest
     outcome.push_seconds = timer.seconds
     outcome.pushed = True
     outcome.tags.append(tag)
 
 
-def _push_bulk(image: str, access: RegistryAccess, client: RegistryClient) -> None:
+def _push_bulk(
+    image: str, access: RegistryAccess, client: RegistryClient, push_image: PushImage
+) -> None:
     """The app's bulk image, before the app (they share its layers, so the app push then
     skips them): other machines import it as cache instead of re-uploading the bulk."""
     _, repo, tag = split_ref(image)
     if client.exists(repo, tag) is None and docker_api.local_image(image) is not None:
         log.info(f"app: pushing its bulk image {image}")
-        _sdk_push(image, access)
+        _sdk_push(image, access, push_image)
 
 
-def _sdk_push(image: str, access: RegistryAccess) -> str:
+def _sdk_push(image: str, access: RegistryAccess, push_image: PushImage) -> str:
     """Push through the daemon; on an auth error renew the token once (it may have expired)."""
     try:
-        return docker_api.push(image, access.sdk_auth())
+        return push_image(image, access.sdk_auth())
     except PushFailedError as exc:
         if access.tokens is None or not any(w in str(exc).lower() for w in AUTH_ERRORS):
             raise
     log.info(f"push of {image} was refused; renewing the registry token and retrying")
-    return docker_api.push(image, access.sdk_auth(force=True))
+    return push_image(image, access.sdk_auth(force=True))
 
 
 def write_tag(

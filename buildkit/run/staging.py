@@ -19,11 +19,11 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from buildkit import log
+from buildkit import cachedir, log
 from buildkit.chain.model import LayerSpec
 from buildkit.config.loading import Config
 from buildkit.errors import InputError
-from buildkit.fsutil import atomic_write_text, safe_name
+from buildkit.fsutil import atomic_write_text
 from buildkit.source import dockerignore
 
 SHARED_GEM_MOUNT = "imgbuild-bundle"  # the cache mount id in images/base/Dockerfile
@@ -31,18 +31,21 @@ SHARED_GEM_MOUNT = "imgbuild-bundle"  # the cache mount id in images/base/Docker
 RUBY_BUILD_URL = "https://github.com/rbenv/ruby-build/archive/refs/tags/{tag}.tar.gz"
 
 
-def _staging(config: Config, spec: LayerSpec, kind: str) -> Path:
-    path = config.cache_dir / kind / safe_name(spec.repository)
+def _staged(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _context_dir(config: Config, spec: LayerSpec) -> Path:
+    return _staged(cachedir.context_dir(config.cache_dir, spec.repository))
 
 
 @contextlib.contextmanager
 def staging_lock(config: Config, spec: LayerSpec) -> Iterator[None]:
     import fcntl
 
-    directory = _staging(config, spec, "contexts")
-    with (directory.parent / f"{directory.name}.lock").open("a") as lock:
+    _context_dir(config, spec)  # creates contexts/, where the lock file sits beside it
+    with cachedir.staging_lock(config.cache_dir, spec.repository).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -53,8 +56,7 @@ def staging_lock(config: Config, spec: LayerSpec) -> Iterator[None]:
 def _stage(config: Config, spec: LayerSpec, sub: str, text: str, ignore: str) -> Path:
     """Write a Dockerfile and the ignore file BuildKit reads beside it (`<name>.dockerignore`)
     under the layer's staging dir (`sub` for the app's hidden images); return its path."""
-    directory = _staging(config, spec, "dockerfiles") / sub
-    directory.mkdir(exist_ok=True)
+    directory = _staged(cachedir.dockerfile_dir(config.cache_dir, spec.repository, sub))
     target = directory / "Dockerfile"
     atomic_write_text(target, text)
     atomic_write_text(directory / "Dockerfile.dockerignore", ignore)
@@ -68,7 +70,7 @@ def stage_dockerfile(config: Config, spec: LayerSpec) -> Path:
 
 
 def stage_bulk_dockerfile(config: Config, spec: LayerSpec) -> Path:
-    """The generated Dockerfile of the app's bulk image (bulk.py), next to the app's own
+    """The generated Dockerfile of the app's bulk image (applayer/bulk.py), next to the app's own
     ignore rules without the bulk exclusions; staged under the app layer's lock."""
     assert spec.bulk is not None
     return _stage(
@@ -90,7 +92,7 @@ def _own_gem_mount(spec: LayerSpec, text: str) -> str:
 
 def stage_ruby_context(config: Config, spec: LayerSpec) -> Path:
     """Assemble ruby-build/, src/ and defs/ for the ruby layer; return the context directory."""
-    context = _staging(config, spec, "contexts")
+    context = _context_dir(config, spec)
     for sub in ("src", "defs"):
         shutil.rmtree(context / sub, ignore_errors=True)
         (context / sub).mkdir()
@@ -153,9 +155,8 @@ def _copy_ruby_build_tree(source: Path, target: Path) -> None:
 def _download_ruby_build(config: Config, wanted: str) -> Path:
     tag = wanted if wanted.startswith("v") else f"v{wanted}"
     url = wanted if wanted.startswith(("http://", "https://")) else RUBY_BUILD_URL.format(tag=tag)
-    downloads = config.cache_dir / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    archive = downloads / safe_name(url)
+    downloads = _staged(cachedir.downloads(config.cache_dir))
+    archive = cachedir.download(config.cache_dir, url)
     if not archive.is_file():
         log.info(f"downloading ruby-build from {url}")
         partial = downloads / f".{archive.name}.{os.getpid()}.part"
@@ -173,8 +174,8 @@ def _download_ruby_build(config: Config, wanted: str) -> Path:
 
 
 def stage_snapshot_dockerfile(config: Config, spec: LayerSpec) -> Path:
-    """The app Dockerfile up to its context COPY (delta.py), next to the app layer's ignore
-    rules: the snapshot copies the whole source as a one-step build would."""
+    """The app Dockerfile up to its context COPY (applayer/snapshot.py), next to the app layer's
+    ignore rules: the snapshot copies the whole source as a one-step build would."""
     assert spec.delta is not None
     return _stage(config, spec, "snapshot", spec.delta.prefix, dockerignore.render(spec.ignore))
 
@@ -201,7 +202,8 @@ def clear_delta(config: Config, spec: LayerSpec) -> None:
 
 
 def _delta_context(config: Config, spec: LayerSpec) -> Path:
-    return _staging(config, spec, "contexts") / "delta"
+    _context_dir(config, spec)  # its parent: stage_delta creates the delta dir itself
+    return cachedir.delta_context(config.cache_dir, spec.repository)
 
 
 def _place_changed(root: Path, context: Path, rel: str) -> None:

@@ -1,5 +1,6 @@
-"""The hidden images the app layer is built FROM: its bulk (bulk.py), then its source snapshot
-(delta.py). Each is built only when the daemon lacks it; both are staged under the app's lock."""
+"""The hidden images the app layer is built FROM: its bulk (applayer/bulk.py), then its source
+snapshot (applayer/snapshot.py). Each is built only when the daemon lacks it; both are staged
+under the app's lock."""
 
 from __future__ import annotations
 

@@ -4,10 +4,11 @@
 
 It imports the CLI, pipeline, engines and reports once, then serves one request per connection
 on a user-only unix socket: `run` forks a worker that takes the client's stdin/stdout/stderr,
-argv, environment, working directory and umask, runs `buildkit.cli.app.main` and reports the exit
-code; `status` and `stop` are control requests. The server itself stays single-threaded (a fork
-from a threaded process can inherit a held lock) and runs no command code, so every worker
-starts from the same freshly imported state a one-shot process has.
+argv, environment, working directory and umask, runs the CLI's `main` (handed in by
+`server/__main__.py`) and reports the exit code; `status` and `stop` are control requests. The
+server itself stays single-threaded (a fork from a threaded process can inherit a held lock) and
+runs no command code, so every worker starts from the same freshly imported state a one-shot
+process has.
 
 It exits after `--idle` seconds without a request, on `stop`, SIGTERM or SIGINT, and when its
 socket is removed or replaced; a new socket name per code fingerprint means an upgraded or
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import os
 import select
@@ -27,10 +29,12 @@ import struct
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from buildkit.server import protocol as serverproto
 from buildkit.server import watcher as watch
+from buildkit.source import treewatch
 
 # Imported before serving so that workers start with them loaded: this is the whole gain.
 _WARM = (
@@ -49,13 +53,15 @@ _WARM = (
     "docker",
 )
 _INTERNAL_EXIT = 70
+Command = Callable[[], object]  # runs one command line from sys.argv; may raise SystemExit
 
 
 class Server:
     """The accept loop, its workers and its bookkeeping."""
 
-    def __init__(self, path: str, idle_seconds: float) -> None:
+    def __init__(self, path: str, idle_seconds: float, command: Command) -> None:
         self.path = path
+        self.command = command  # what a worker runs: the CLI's main (server/__main__.py)
         self.idle_seconds = idle_seconds
         self.started = time.time()
         self.last_request = time.monotonic()
@@ -66,8 +72,6 @@ class Server:
         self.listener = _listen(path)
         self.inode = os.stat(path).st_ino
         self.watcher = _watcher()
-        # Workers ask to watch what they walked only when there is a watcher to ask.
-        watch.SERVER_SOCKET = path if self.watcher is not None else None
 
     def serve_forever(self) -> None:
         """Accept requests until idle, stopped, or the socket is no longer ours."""
@@ -137,7 +141,7 @@ class Server:
             if op == "run" and len(fds) == 3:
                 self.served += 1
                 self._hand_over_feeds()
-                self.workers.add(_fork_worker(conn, message, fds, self.listener))
+                self.workers.add(_fork_worker(conn, message, fds, self.listener, self.command))
             elif op == "watch":
                 self._watch(message)
             elif op == "status":
@@ -153,10 +157,12 @@ class Server:
 
     def _hand_over_feeds(self) -> None:
         """Read every pending event, then leave the watcher's word where the worker about to be
-        forked finds it (module state: the server itself never walks a tree)."""
+        forked finds it (source.treewatch; the server itself never walks a tree). Workers ask
+        to watch what they walked only when there is a watcher to ask."""
         if self.watcher is not None:
             self.watcher.drain()
-            watch.FEED = self.watcher.feeds()
+            ask = functools.partial(watch.ask_server, self.path)
+            treewatch.install(treewatch.TreeWatch(self.watcher.feeds(), ask))
 
     def _watch(self, message: dict[str, Any]) -> None:
         root, dirs = message.get("root"), message.get("dirs")
@@ -218,7 +224,11 @@ def _peer_uid(conn: socket.socket) -> int:
 
 
 def _fork_worker(
-    conn: socket.socket, message: dict[str, Any], fds: list[int], listener: socket.socket
+    conn: socket.socket,
+    message: dict[str, Any],
+    fds: list[int],
+    listener: socket.socket,
+    command: Command,
 ) -> int:
     """Fork a worker for one `run` request; returns its pid (in the server)."""
     pid = os.fork()
@@ -229,7 +239,7 @@ def _fork_worker(
         listener.close()
         _become_client(message, fds)
         serverproto.send(conn, {"pid": os.getpid()})
-        code = _run_cli()
+        code = _run_command(command)
         _flush_stdio()
         serverproto.send(conn, {"exit": code})
     except BaseException:  # a worker must always end with os._exit
@@ -273,11 +283,9 @@ def _stream(
     )
 
 
-def _run_cli() -> int:
-    from buildkit.cli import app as cli
-
+def _run_command(command: Command) -> int:
     try:
-        cli.main()
+        command()
     except SystemExit as exc:
         return _exit_code(exc.code)
     return 0
@@ -313,7 +321,9 @@ def _warm_up() -> None:
     Console(file=io.StringIO(), width=40).print(table)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(command: Command, argv: list[str] | None = None) -> int:
+    """Serve `command` (the CLI's main, handed in by server/__main__.py: the server package sits
+    below the CLI in docs/architecture.md, so it never imports it)."""
     parser = argparse.ArgumentParser(prog="python -m buildkit.server")
     parser.add_argument("--socket", default=None, help="default: this code's socket")
     parser.add_argument("--idle", type=float, default=None, help="seconds; default 3 hours")
@@ -323,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if idle is None:
         idle = float(os.environ.get(serverproto.IDLE_ENV) or serverproto.DEFAULT_IDLE_SECONDS)
     _warm_up()
-    server = Server(args.socket or serverproto.socket_path(), idle)
+    server = Server(args.socket or serverproto.socket_path(), idle, command)
 
     def stop(_signum: int, _frame: object) -> None:
         server.stopping = True
@@ -335,7 +345,3 @@ def main(argv: list[str] | None = None) -> int:
         os.close(args.ready_fd)
     server.serve_forever()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -44,6 +44,9 @@ def run_on_server(path: str, argv: list[str]) -> int | None:
     sock = serverproto.connect(path)
     if sock is None:
         return None
+    # Relay signals from before the request: a worker starts (and holds our stdout/stderr)
+    # before we learn its pid, and a Ctrl-C in that window must reach it, not kill only us.
+    relay = _SignalRelay()
     with sock:
         umask = os.umask(0o022)
         os.umask(umask)
@@ -53,23 +56,50 @@ def run_on_server(path: str, argv: list[str]) -> int | None:
             serverproto.send(sock, request, fds=[0, 1, 2])
             started, _ = serverproto.receive(sock)
         except (OSError, serverproto.ProtocolError, ValueError):
-            return None  # refused before a worker started: nothing ran
+            started = None
         if not started or not isinstance(started.get("pid"), int):
-            return None
+            relay.give_back()
+            return None  # refused before a worker started: nothing ran
+        relay.forward_to(started["pid"])
         return _wait_for_worker(sock, started["pid"])
 
 
-def _wait_for_worker(sock: socket.socket, pid: int) -> int:
-    """Forward our signals to the worker (Ctrl-C reaches only this process: the worker is not
-    in the terminal's process group) until it reports its exit code."""
+class _SignalRelay:
+    """Our signals go to the worker once its pid is known; until then they wait here."""
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.pending: list[int] = []
+        self.saved = {s: signal.getsignal(s) for s in _FORWARDED}
+        for signum, handler in self.saved.items():
+            if handler is not signal.SIG_IGN:
+                signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.pid is None:
+            self.pending.append(signum)
+            return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+            os.kill(self.pid, signum)
 
-    for signum in _FORWARDED:
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, forward)
+    def forward_to(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.pending:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def give_back(self) -> None:
+        """No worker: our own handlers again, and what arrived meanwhile is delivered to us."""
+        for signum, handler in self.saved.items():
+            if handler is not signal.SIG_IGN:
+                signal.signal(signum, handler)
+        for waiting in self.pending:
+            os.kill(os.getpid(), waiting)
+
+
+def _wait_for_worker(sock: socket.socket, pid: int) -> int:
+    """Wait until the worker reports its exit code; our signals are relayed to it meanwhile
+    (Ctrl-C reaches only this process: the worker is not in the terminal's process group)."""
     try:
         done, _ = serverproto.receive(sock)
     except (OSError, serverproto.ProtocolError, ValueError):

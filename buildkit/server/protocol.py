@@ -54,7 +54,7 @@ def fingerprint() -> str:
     A server forks workers from modules it imported when it started, so after an upgrade or
     an edit of the checkout the launcher must not reach it: a new fingerprint is a new socket.
     """
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # buildkit/, not server/
     parts = [sys.executable, package]
     for dirpath, dirnames, filenames in os.walk(package):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")

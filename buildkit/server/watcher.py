@@ -12,7 +12,8 @@ kernel dropped forgets the whole root (the next walk stats everything and the ro
 again); changes made through mmap or another mount of the same files are not seen by inotify,
 which is why only `imgbuild server` uses this and `IMGBUILD_SERVER=off` never does.
 
-Only the server imports ctypes (`Inotify`); workers and one-shot processes only read `FEED`.
+Only the server imports ctypes (`Inotify`); a worker gets the watcher's word as a
+`source.treewatch.TreeWatch` (feeds + `ask_server`), installed just before the fork.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from buildkit.source.treewatch import Feed
 
 # <sys/inotify.h>
 IN_MODIFY = 0x002
@@ -53,44 +56,11 @@ _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-p
 MAX_DIRS_PER_ROOT = 50_000  # beyond this a root is not watched (the stat walk still works)
 
 
-@dataclass(frozen=True)
-class Feed:
-    """What a worker knows about one watched root, as of the moment it was forked."""
-
-    epoch: str
-    """Changes with every (re)start of the root's watch: a token of another epoch is void."""
-    seq: int
-    """The last event number read before the fork: the token a walk saves."""
-    watched: dict[str, int] = field(repr=False)
-    """reldir -> the event number when its watch was added."""
-    changed: dict[str, int] = field(repr=False)
-    """reldir -> the number of the last event in it (or of a change to its entries)."""
-
-    def trusted(self, reldir: str, since: int) -> bool:
-        """Unchanged since event `since`, and watched since before it."""
-        added = self.watched.get(reldir)
-        return added is not None and added <= since and self.changed.get(reldir, 0) <= since
-
-
-FEED: dict[str, Feed] = {}
-"""root path -> Feed; filled by the server just before it forks a worker, empty elsewhere."""
-SERVER_SOCKET: str | None = None
-"""Where a worker asks its server to watch a root it walked (None outside a worker)."""
-
-
-def feed_for(root: str) -> Feed | None:
-    """The watcher's word on `root` for this worker; None outside a server or when unwatched."""
-    return FEED.get(root)
-
-
-def request(root: str, reldirs: list[str]) -> None:
-    """Ask this worker's server to watch these directories of `root` (a walk just read them).
-    Fire and forget: a watch added later than the walk's token is simply not trusted yet."""
-    if SERVER_SOCKET is None or not reldirs:
-        return
+def ask_server(socket_path: str, root: str, reldirs: list[str]) -> None:
+    """A worker's `TreeWatch.ask`: ask its server to watch these directories of `root`."""
     from buildkit.server import protocol as serverproto
 
-    sock = serverproto.connect(SERVER_SOCKET, timeout=2.0)
+    sock = serverproto.connect(socket_path, timeout=2.0)
     if sock is None:
         return
     with sock, contextlib.suppress(OSError):

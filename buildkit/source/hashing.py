@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildkit import log
-from buildkit.server import watcher as watch
 from buildkit.source.digestcache import DigestCache, executable, hash_file
 from buildkit.source.dockerignore import IgnoreRules
+from buildkit.source.treewatch import Feed, TreeWatch, installed
 
 __all__ = ["DigestCache", "TreeDigest", "combine", "diff_inputs", "hash_file", "hash_tree"]
 
@@ -52,17 +52,20 @@ def hash_tree(
     *,
     cache: DigestCache | None = None,
     only: Sequence[str] | None = None,
+    watch: TreeWatch | None = None,
 ) -> TreeDigest:
     """Digest the files under `root` that `rules` keep (regular files and symlinks).
 
     `only` restricts the walk to those relative paths (files or directories); missing
-    ones are skipped. Symlinks are never followed.
+    ones are skipped. Symlinks are never followed. `watch`: a watcher's word on the tree
+    (source.treewatch; default: the one a server worker was handed, else none).
     """
     now_ns = time.time_ns()  # before any read, so the racy check errs on the safe side
     if cache is not None and not cache.loaded:
         cache.load()
     walk = _Walk(os.fspath(root), rules, cache, now_ns)
-    feed = watch.feed_for(walk.root) if cache is not None else None
+    watch = watch if watch is not None else installed()
+    feed = watch.feed_for(walk.root) if cache is not None and watch is not None else None
     since = cache.watch_since(walk.root, feed.epoch) if cache and feed else None
     if feed is not None and since is not None:
         walk.trust = lambda reldir: feed.trusted(reldir, since)
@@ -84,7 +87,7 @@ def hash_tree(
     if cache is not None:
         cache.mark_seen(walk.known)
         if scopes == [""]:
-            _keep_watching(walk, cache, feed, since)
+            _keep_watching(walk, cache, watch, feed, since)
     if walk.trust is not None:
         changed = ", ".join(walk.rechecked[:3]) or "none"
         log.debug(
@@ -95,15 +98,21 @@ def hash_tree(
 
 
 def _keep_watching(
-    walk: _Walk, cache: DigestCache, feed: watch.Feed | None, since: int | None
+    walk: _Walk,
+    cache: DigestCache,
+    watch: TreeWatch | None,
+    feed: Feed | None,
+    since: int | None,
 ) -> None:
     """After a whole-tree walk: ask the server to watch what it does not yet, and move the
     cache's token to this walk when the cache is rewritten anyway or too much is re-checked.
 
     Only a whole-tree walk moves the token: every directory's data is then at least as new as
     the token (trusted ones were unchanged since the old token, the others were just read)."""
+    if watch is None:
+        return  # not a server's worker: nobody to ask
     if feed is None:
-        watch.request(walk.root, walk.dirs)  # a no-op outside a server's worker
+        watch.request(walk.root, walk.dirs)
         return
     unwatched = [d for d in walk.dirs if d not in feed.watched]
     if unwatched:

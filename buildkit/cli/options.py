@@ -1,0 +1,67 @@
+"""The options several commands share, and `resolve`: from -c/--registry to a frozen Config.
+
+Help texts differ between commands (a report's --json prints "the report"; `ecr ensure` and
+`promote` have none); they are part of `--help`'s output, so each factory takes the help text and
+the `...Opt` aliases carry the common one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+from buildkit.config import loading as configmod
+
+CONFIG_HELP = "Config file (default: ./imgbuild.yaml)."
+REGISTRY_HELP = "Registry HOST:PORT or HOST/PATH; overrides the config and IMGBUILD_REGISTRY."
+JSON_HELP = "Print a machine-readable result on stdout."
+RELEASE_TAGS_HELP = "Move latest/main after a push (default: on release branches, not on PRs)."
+
+
+def config_option(help_text: str | None = CONFIG_HELP) -> Any:
+    """`-c/--config FILE`; on a command it wins over the global one."""
+    return typer.Option("-c", "--config", help=help_text)
+
+
+def registry_option(help_text: str | None = REGISTRY_HELP) -> Any:
+    """`--registry HOST[:PORT][/PATH]`; on a command it wins over the global one."""
+    return typer.Option("--registry", help=help_text)
+
+
+def json_option(help_text: str | None = JSON_HELP) -> Any:
+    """`--json`: the command's result as JSON on stdout (logs stay on stderr)."""
+    return typer.Option("--json", help=help_text)
+
+
+def release_tags_option(help_text: str | None = RELEASE_TAGS_HELP) -> Any:
+    """`--release-tags/--no-release-tags`; None leaves the choice to the tag policy."""
+    return typer.Option("--release-tags/--no-release-tags", help=help_text)
+
+
+ConfigOpt = Annotated[str | None, config_option()]
+RegistryOpt = Annotated[str | None, registry_option()]
+JsonOpt = Annotated[bool, json_option()]
+ReleaseTagsOpt = Annotated[bool | None, release_tags_option()]
+
+
+@dataclass
+class Globals:
+    """The options given before the command (`imgbuild -c FILE --registry R <command>`); the
+    app's callback stores them as the root context's obj."""
+
+    config: str | None = None
+    registry: str | None = None
+
+
+def resolve(
+    ctx: typer.Context, config: str | None = None, registry: str | None = None
+) -> configmod.Config:
+    """The config of this command: its own -c/--registry (if it has them) over the global ones,
+    else ./imgbuild.yaml; --registry then overrides the file and IMGBUILD_REGISTRY."""
+    root = ctx.find_root().obj
+    globals_ = root if isinstance(root, Globals) else Globals()
+    path = configmod.find_config(config or globals_.config)
+    overrides = configmod.Overrides(registry=registry or globals_.registry)
+    return configmod.resolve(path, overrides)

@@ -1,0 +1,116 @@
+"""The chain's specs (chain.layers): which change moves which layer's key, what each layer sees."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from chain_shop import write_shop
+
+from buildkit.chain import layers
+from buildkit.config.loading import Config
+from buildkit.errors import InputError
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Config:
+    return write_shop(tmp_path)
+
+
+def keys(config: Config) -> dict[str, str]:
+    return {spec.name: spec.key for spec in layers.chain(config)}
+
+
+def edit(config: Config, name: str, text: str) -> Config:
+    (config.app.context / name).write_text(text)
+    return config
+
+
+def with_ruby(config: Config, version: str) -> Config:
+    return dataclasses.replace(config, ruby=dataclasses.replace(config.ruby, version=version))
+
+
+def with_packages(config: Config, *packages: str) -> Config:
+    return dataclasses.replace(config, base=dataclasses.replace(config.base, packages=packages))
+
+
+def with_command(config: Config, command: str) -> Config:
+    return dataclasses.replace(config, app=dataclasses.replace(config.app, command=command))
+
+
+Change = Callable[[Config], Config]
+LOCK_BUMP = "GEM\n  specs:\n    rack (3.2.0)\n"
+ALL = {"ruby", "base", "app"}
+
+CHANGES = [
+    pytest.param(lambda c: edit(c, "app.rb", 'puts "bye"\n'), {"app"}, id="source file"),
+    pytest.param(lambda c: edit(c, "lib/extra.rb", "X = 1\n"), {"app"}, id="new source file"),
+    pytest.param(lambda c: with_command(c, "ruby other.rb"), {"app"}, id="app command"),
+    pytest.param(lambda c: edit(c, "README.md", "# changed\n"), set(), id="ignored file"),
+    pytest.param(lambda c: edit(c, "Gemfile.lock", LOCK_BUMP), {"base", "app"}, id="Gemfile.lock"),
+    pytest.param(
+        lambda c: edit(c, "vendor/cache/rack-3.1.8.gem", "other\n"), {"base", "app"}, id="gem"
+    ),
+    pytest.param(lambda c: with_packages(c, "curl", "libpq5"), {"base", "app"}, id="OS packages"),
+    pytest.param(lambda c: with_ruby(c, "3.3.9"), ALL, id="ruby version"),
+    pytest.param(lambda c: dataclasses.replace(c, base_image="debian:trixie"), ALL, id="OS image"),
+]
+
+
+def test_same_tree_and_config_give_the_same_keys(shop: Config) -> None:
+    assert keys(shop) == keys(shop)
+
+
+@pytest.mark.parametrize(("apply", "moved"), CHANGES)
+def test_what_each_change_moves(shop: Config, apply: Change, moved: set[str]) -> None:
+    before = keys(shop)
+    after = keys(apply(shop))
+    assert {name for name in before if before[name] != after[name]} == moved
+
+
+def test_a_rebuilt_parent_moves_the_child_key_with_the_same_inputs(shop: Config) -> None:
+    _, base, _ = layers.chain(shop)
+    _, moved_base, _ = layers.chain(with_ruby(shop, "3.3.9"))
+    assert moved_base.inputs == base.inputs  # nothing of base's own changed ...
+    assert moved_base.key != base.key  # ... but it is built FROM another ruby image
+
+
+def test_each_layer_builds_from_its_parent_image(shop: Config) -> None:
+    ruby, base, app = layers.chain(shop)
+    assert (ruby.parent, base.parent, app.parent) == (None, ruby, base)
+    assert base.build_args["RUBY_IMAGE"] == ruby.image
+    assert app.build_args["BASE_IMAGE"] == base.image  # no bulk files in this app
+
+
+def test_images_are_named_after_the_registry_config_name_and_key(shop: Config) -> None:
+    for spec in layers.chain(shop):
+        assert spec.image == f"reg.test:5000/shop-{spec.name}:{spec.key[:12]}"
+
+
+def test_base_sees_only_the_gem_files(shop: Config) -> None:
+    _, base, app = layers.chain(shop)
+    assert base.ignore == ("*", "!Gemfile", "!Gemfile.lock", "!vendor/cache")
+    base_files = {name for name in base.inputs if name.startswith("file:")}
+    assert base_files == {"file:Gemfile", "file:Gemfile.lock", "file:vendor/cache/rack-3.1.8.gem"}
+    assert "file:app.rb" in app.inputs
+    assert "file:README.md" not in app.inputs  # .dockerignore'd: not in the image, not in the key
+
+
+def test_ruby_records_its_version_for_the_reasons(shop: Config) -> None:
+    ruby = layers.chain(shop)[0]
+    assert ruby.inputs["ruby version"] == "3.3.8"
+    assert ruby.inputs["ruby source"] == "ruby-build definition"
+
+
+def test_a_missing_lockfile_is_an_input_error(shop: Config) -> None:
+    (shop.app.context / "Gemfile.lock").unlink()
+    with pytest.raises(InputError, match=r"Gemfile\.lock is missing.*bundle lock"):
+        layers.chain(shop)
+
+
+def test_an_app_that_ignores_its_lockfile_is_an_input_error(shop: Config) -> None:
+    edit(shop, ".dockerignore", "*.md\nGemfile.lock\n")
+    with pytest.raises(InputError, match=r"excludes Gemfile\.lock"):
+        layers.chain(shop)
