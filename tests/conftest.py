@@ -19,7 +19,8 @@ from tests.engines import Engine, FreshDaemon, start_fresh_daemon, start_fresh_e
 
 REPO = Path(__file__).resolve().parent.parent
 # Every `imgbuild` the suite starts runs in its own process unless a test starts a server of its
-# own (tests/test_server.py): a developer's running server must not serve the suite's commands.
+# own (tests/server/test_server.py): a developer's running server must not serve the suite's
+# commands.
 os.environ["IMGBUILD_SERVER"] = "off"
 EXAMPLE = REPO / "examples" / "hello"
 DEV_ENV_FILE = (

@@ -1,6 +1,6 @@
 """A small Rails-like app and its config, for the chain's unit tests (no daemon, no registry).
 
-Not a conftest.py: tests/test_contexts.py imports the top-level `conftest` by name, and a second
+Not a conftest.py: tests/run/test_staging.py imports the top-level `conftest` by name, and a second
 conftest.py would take that name over. Test modules here import this one as `chain_shop` (pytest
 puts their directory on sys.path)."""
 

@@ -1,5 +1,5 @@
 """The plan's decisions (chain.plan): up to date or build, and why, against a fake daemon image
-store and a fake registry. (plan.diff_inputs alone is in tests/test_labels_and_plan.py.)"""
+store and a fake registry. (plan.diff_inputs alone is in tests/chain/test_labels_and_plan.py.)"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Tag policy (chain.tagpolicy) cases beyond tests/test_tagpolicy.py: CodeBuild's variables, the
-release flag against every trigger, configured release branches, tag-safe names."""
+"""Tag policy (chain.tagpolicy) cases beyond tests/chain/test_tagpolicy.py: CodeBuild's
+variables, the release flag against every trigger, configured release branches, tag-safe names."""
 
 from __future__ import annotations
 

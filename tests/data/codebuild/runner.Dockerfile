@@ -1,4 +1,4 @@
-# The build container of tests/test_codebuild_run.py: a stand-in for aws/codebuild/standard:7.0
+# The build container of tests/codebuild/test_codebuild_run.py: a stand-in for aws/codebuild/standard:7.0
 # with what imgbuild's buildspecs use: bash, python3 with pip on PATH (a venv, like the pyenv
 # Python of the standard image), git, and the docker CLI with buildx, both copied from the host
 # (the context holds them) and talking to the host's daemon through the mounted socket.

@@ -33,7 +33,7 @@ from tests.conftest import EXAMPLE, REPO, DevEnv
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-DATA = Path(__file__).parent / "data" / "codebuild"
+DATA = Path(__file__).parents[1] / "data" / "codebuild"
 SRC_DIR = "/codebuild/output/src1234/src/github.com/acme/hello"
 ACCOUNT = "123456789012"
 REGION = "ap-northeast-1"

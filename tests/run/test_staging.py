@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import Project
-
 from buildkit.chain import layers
 from buildkit.config import loading as configmod
 from buildkit.run import staging as contexts
+from tests.conftest import Project
 
 
 def staged_base(project: Project, extra_config: str = "") -> tuple[str, str]:

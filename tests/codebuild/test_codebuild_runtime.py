@@ -14,7 +14,7 @@ from buildkit.codebuild import runtime
 from buildkit.config import loading as configmod
 from buildkit.source import buildenv
 from buildkit.source.buildenv import Trigger
-from tests.test_codebuild_config import write_config
+from tests.config.test_codebuild_config import write_config
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 BUILD = {"CODEBUILD_BUILD_ID": "shop-pr:1b2c", "CODEBUILD_RESOLVED_SOURCE_VERSION": SHA}

@@ -17,7 +17,7 @@ from buildkit.engine.progress import (
     summarize,
 )
 
-DATA = Path(__file__).parent / "data" / "progress"
+DATA = Path(__file__).parents[1] / "data" / "progress"
 PLAIN = {"buildx": "bxplain", "cli2010": "cli"}  # sample prefix -> word its Dockerfile used
 
 

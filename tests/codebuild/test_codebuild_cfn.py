@@ -13,7 +13,7 @@ import yaml
 
 from buildkit.codebuild import project
 from buildkit.config import loading as configmod
-from tests.test_codebuild_config import write_config
+from tests.config.test_codebuild_config import write_config
 
 SERVICE_ROLE_SECTION = """\
 codebuild:
@@ -64,7 +64,7 @@ def load(path: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("section", ["full", "service_role"])
 def test_the_template_passes_cfn_lint(tmp_path: Path, section: str) -> None:
-    from tests.test_codebuild_config import FULL_SECTION
+    from tests.config.test_codebuild_config import FULL_SECTION
 
     text = FULL_SECTION if section == "full" else SERVICE_ROLE_SECTION
     template = render(write_config(tmp_path / "shop", text), tmp_path / "out")

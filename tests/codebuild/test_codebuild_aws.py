@@ -15,7 +15,7 @@ import pytest
 from buildkit.codebuild import changes, project
 from buildkit.config import loading as configmod
 from tests.aws_fixtures import ACCOUNT, REGION, aws_env, moto_calls, moto_server  # noqa: F401
-from tests.test_codebuild_config import write_config
+from tests.config.test_codebuild_config import write_config
 
 WRITES = {
     "CreateProject",

@@ -20,7 +20,7 @@ from buildkit.reports.layerfiles import LayerFiles, grown_files, merge, read_tar
 from buildkit.reports.model import ImageSizes, Layer, split
 from buildkit.reports.times import LayerTimes, RunTimes
 
-DATA = Path(__file__).parent / "data" / "reports"
+DATA = Path(__file__).parents[1] / "data" / "reports"
 MB = 1_000_000
 
 

@@ -16,10 +16,12 @@ import yaml
 
 from buildkit.codebuild import buildspec
 from buildkit.config import loading as configmod
+from tests.config.test_codebuild_config import write_config
 from tests.conftest import EXAMPLE, REPO, DevEnv
-from tests.test_codebuild_config import write_config
 
-SCHEMA = json.loads((Path(__file__).parent / "data/codebuild/buildspec.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).parents[1] / "data/codebuild/buildspec.schema.json").read_text()
+)
 KINDS = ("pr", "main", "batch")
 
 

@@ -19,7 +19,7 @@ from tests.conftest import Project
 
 pytestmark = [pytest.mark.docker, pytest.mark.engines]
 
-XSD = Path(__file__).parent / "data" / "reports" / "junit-10.xsd"
+XSD = Path(__file__).parents[1] / "data" / "reports" / "junit-10.xsd"
 SIZE_REGRESSION_EXIT = 10
 
 
