@@ -38,7 +38,8 @@ repository made safe for a file name (`fsutil.safe_name`: 127.0.0.1:5000/hello-a
     ├── dockerfiles/<repo>/              run.staging: staged Dockerfiles, each beside its
     │   │                                Dockerfile.dockerignore; read by BuildKit
     │   ├── Dockerfile                   the layer's own
-    │   └── bulk/ snapshot/ delta/       the app's hidden images (applayer)
+    │   └── assets/ bulk/ snapshot/      the app's hidden images (applayer), and its build on
+    │       delta/                       a snapshot
     └── downloads/<url>                  run.staging: ruby-build release tarballs (written
                                          as .<name>.<pid>.part first)
 
@@ -133,7 +134,7 @@ def delta_context(cache_dir: Path, repository: str) -> Path:
 
 def dockerfile_dir(cache_dir: Path, repository: str, variant: str = "") -> Path:
     """Where a staged Dockerfile of the image lives: its own (variant ""), or the app's
-    `bulk`, `snapshot` or `delta` one."""
+    `assets`, `bulk`, `snapshot` or `delta` one."""
     return cache_dir / "dockerfiles" / safe_name(repository) / variant
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent bring-up of what imgbuild's demo and tests need on a Debian 12 or 13 machine:
 #   Docker engine (+ buildx), a registry on loopback, the base OS image in that registry,
-#   the Ruby release tarball and ruby-build, both from Debian's archive (no other network needed).
+#   the Ruby release tarball and ruby-build, both from Debian's archive (no other network needed),
+#   and the Rails example's gems in examples/rails/vendor/cache, made from Debian's archive too.
 # A second run only checks and takes seconds. Everything lives under $IMGBUILD_DEV_HOME.
 set -euo pipefail
 
@@ -230,4 +231,10 @@ export IMGBUILD_DEV_RUBY_BUILD=$DEV_HOME/ruby-build
 export IMGBUILD_DEV_ENGINE26_HOST=$E26_HOST
 EOF
 mv "$DEV_HOME/env.tmp" "$DEV_HOME/env"
+
+# --- 8. the Rails example's gems, from Debian's archive (dev/rails-gems.sh) ------------------------
+# shellcheck source=dev/rails-gems.sh
+source "$(dirname "$0")/rails-gems.sh"
+rails_gems_up
+
 say "ready: docker $(docker version --format '{{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}'), registry $REGISTRY, base $BASE_REF, ruby $ruby_ver${E26_HOST:+, engine 26 at $E26_HOST}"

@@ -42,6 +42,10 @@ LAYOUT: list[tuple[Callable[[], Path], str]] = [
         lambda: cachedir.dockerfile_dir(C, REPO, "bulk"),
         "/c/dockerfiles/127.0.0.1_5000_hello-app/bulk",
     ),
+    (
+        lambda: cachedir.dockerfile_dir(C, REPO, "assets"),
+        "/c/dockerfiles/127.0.0.1_5000_hello-app/assets",
+    ),
     (lambda: cachedir.downloads(C), "/c/downloads"),
     (
         lambda: cachedir.download(C, URL),

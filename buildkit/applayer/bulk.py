@@ -76,7 +76,7 @@ def spec_for(
     if not present or target is None:
         return None
     dest, flags = target
-    setup = _setup(app_dockerfile_text)
+    setup = dockerfile.setup(app_dockerfile_text)
     inputs = {
         "paths": " ".join(present),
         "dest": dest,
@@ -96,23 +96,6 @@ def spec_for(
         files=sum(len(held[p]) for p in present),
         setup=setup,
     )
-
-
-_SETUP = {"ARG", "ENV", "WORKDIR"}
-
-
-def _setup(dockerfile_text: str) -> tuple[str, ...]:
-    """The ARG/ENV/WORKDIR instructions after the last FROM and before the context COPY."""
-    found: list[str] = []
-    for _, instruction in dockerfile.instructions(dockerfile_text.splitlines(keepends=True)):
-        word = instruction.split(None, 1)[0].upper()
-        if word == "FROM":
-            found = []
-        elif word == "COPY" and dockerfile.context_copy(instruction) is not None:
-            return tuple(found)
-        elif word in _SETUP:
-            found.append(instruction)
-    return ()
 
 
 def under(rel: str, paths: Sequence[str]) -> bool:

@@ -1,11 +1,12 @@
 """Reading an app Dockerfile: its instructions, and its single `COPY . <dest>` of the context.
 
-The bulk image (bulk.py) mirrors that COPY's destination and flags; the source snapshot
-(snapshot.py) is the Dockerfile up to and including it.
+The bulk image (bulk.py) and the assets image (assets.py) mirror that COPY's destination, flags
+and setup; the source snapshot (snapshot.py) is the Dockerfile up to and including it.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 # `COPY . /app/`, `COPY --chown=app:app . .`, `COPY [".", "/app"]`: the context copy whose
@@ -47,3 +48,37 @@ def instructions(lines: list[str]) -> list[tuple[int, str]]:
         if text:
             found.append((index, text))
     return found
+
+
+_SETUP = {"ARG", "ENV", "WORKDIR"}
+
+
+def setup(dockerfile_text: str) -> tuple[str, ...]:
+    """The ARG/ENV/WORKDIR instructions after the last FROM and before the context COPY."""
+    found: list[str] = []
+    for _, instruction in instructions(dockerfile_text.splitlines(keepends=True)):
+        word = instruction.split(None, 1)[0].upper()
+        if word == "FROM":
+            found = []
+        elif word == "COPY" and context_copy(instruction) is not None:
+            return tuple(found)
+        elif word in _SETUP:
+            found.append(instruction)
+    return ()
+
+
+def absolute_dest(dest: str, setup_lines: tuple[str, ...]) -> str | None:
+    """The context COPY's destination as an absolute path: `/app/` as is, `.` against the
+    setup's literal WORKDIRs; None when that takes a variable or a WORKDIR of the base image."""
+    if dest.startswith("/"):
+        return posixpath.normpath(dest)
+    workdir: str | None = None
+    for line in setup_lines:
+        word, _, arg = line.partition(" ")
+        if word.upper() != "WORKDIR":
+            continue
+        arg = arg.strip()
+        if "$" in arg or (workdir is None and not arg.startswith("/")):
+            return None
+        workdir = posixpath.join(workdir or "/", arg)
+    return None if workdir is None else posixpath.normpath(posixpath.join(workdir, dest))

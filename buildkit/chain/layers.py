@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 from buildkit import cachedir
+from buildkit.applayer import assets as assetsmod
 from buildkit.applayer import bulk as bulkmod
 from buildkit.applayer import snapshot as deltamod
 from buildkit.chain.model import LayerSpec
@@ -183,18 +184,36 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
                 f"{app.context / '.dockerignore'} excludes {needed}, which the app needs at run "
                 "time (bundler/setup reads it); remove that pattern"
             )
-    tree = hashing.hash_tree(app.context, rules, cache=cache)
     dockerfile_text = dockerfile.read_text(encoding="utf-8")
+    with_assets = _with_assets(config, dockerfile, dockerfile_text, rules)
+    if with_assets:  # only then: an app without assets keeps its key
+        # Its compiled output comes from the assets image: the output and node_modules stay out
+        # of the app's context, and so of its digest.
+        rules = dockerignore.IgnoreRules((*rules.patterns, *assetsmod.app_exclusions(app.assets)))
+    tree = hashing.hash_tree(app.context, rules, cache=cache)
     inputs = _common_inputs(config, "app", dockerfile)
     inputs.update({"command": app.command, "port": str(app.port), "user": app.user})
     patterns = (
         *dockerignore.DEFAULT_PATTERNS,
         *dockerignore.read_dockerignore(app.context / ".dockerignore"),
     )
+    assets = None
+    if with_assets:
+        assets = assetsmod.spec_for(
+            settings=app.assets,
+            files=tree.files,
+            base_key=parent.key,
+            app_dockerfile_text=dockerfile_text,
+            repository=repository(config, "app"),
+            ignore=patterns,
+        )
+        assert assets is not None  # _with_assets found where the Dockerfile copies the app
+        inputs["assets"] = f"sha256:{assets.key}"
+        patterns = (*patterns, *assetsmod.app_exclusions(app.assets))
     bulk = bulkmod.spec_for(
         paths=app.bulk,
         files=tree.files,
-        base_key=parent.key,
+        base_key=assets.key if assets else parent.key,
         app_dockerfile_text=dockerfile_text,
         repository=repository(config, "app"),
         ignore=patterns,
@@ -205,7 +224,7 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
     key = compute_key("app", parent.key, {**inputs, "tree": tree.digest})
     inputs.update({f"file:{path}": digest for path, digest in tree.files.items()})
     build_args = {
-        "BASE_IMAGE": bulk.image if bulk else parent.image,
+        "BASE_IMAGE": (bulk or assets or parent).image,
         "APP_COMMAND": app.command,
         "APP_PORT": str(app.port),
         "APP_USER": app.user,
@@ -231,9 +250,32 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         ignore=patterns,
         build_args=build_args,
         inputs=inputs,
+        assets=assets,
         bulk=bulk,
         delta=delta,
     )
+
+
+def _with_assets(
+    config: Config, dockerfile: Path, text: str, rules: dockerignore.IgnoreRules
+) -> bool:
+    """Whether the app's assets are precompiled in an image of their own (applayer/assets.py):
+    asked for, and the app Dockerfile says where its files go."""
+    context = config.app.context
+    settings = config.app.assets
+    if not assetsmod.enabled(
+        settings, lambda rel: (context / rel).exists() and not rules.is_ignored(rel)
+    ):
+        return False
+    if assetsmod.destination(text) is not None:
+        return True
+    if settings.precompile:
+        raise InputError(
+            f"{config.path}: app.assets.precompile is true, but {dockerfile} has no single "
+            "`COPY . <dest>` with an absolute destination (or after a literal WORKDIR) to put "
+            "the compiled assets under; copy the context that way or set precompile: false"
+        )
+    return False  # auto: a Dockerfile of its own precompiles in its own way
 
 
 def chain(config: Config, cache: hashing.DigestCache | None = None) -> list[LayerSpec]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from buildkit.applayer import assets as assetsmod
 from buildkit.applayer import bulk as bulkmod
 from buildkit.applayer import snapshot as deltamod
 from buildkit.source.keys import KEY_LENGTH
@@ -36,6 +37,7 @@ class LayerSpec:
     ignore: tuple[str, ...]  # Dockerfile-specific .dockerignore patterns
     build_args: Mapping[str, str]
     inputs: Mapping[str, str] = field(repr=False)  # what the key covers, for "why rebuild?"
+    assets: assetsmod.AssetsSpec | None = None  # app only: its precompiled assets, under bulk
     bulk: bulkmod.BulkSpec | None = None  # app only: the hidden image it is built FROM
     delta: deltamod.DeltaSpec | None = None  # app only: may build on a source snapshot
 

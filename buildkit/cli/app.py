@@ -18,6 +18,7 @@ from buildkit import log
 from buildkit.chain.model import RunOptions
 from buildkit.cli import codebuild as cli_codebuild
 from buildkit.cli import ecr as cli_ecr
+from buildkit.cli import init as cli_init
 from buildkit.cli import report as cli_report
 from buildkit.cli import server as cli_server
 from buildkit.cli.options import ConfigOpt, Globals, JsonOpt, RegistryOpt, ReleaseTagsOpt, resolve
@@ -77,8 +78,9 @@ def _layer_command(layer: str) -> None:
     app.command(name=layer)(command)
 
 
-# Registration order is the order of `imgbuild --help`: commands (ruby, base, app, report,
+# Registration order is the order of `imgbuild --help`: commands (init, ruby, base, app, report,
 # promote, plan), then groups (size, codebuild, ecr, server).
+cli_init.register(app)
 for _layer in configmod.LAYERS:
     _layer_command(_layer)
 for _group in (cli_report, cli_codebuild, cli_ecr, cli_server):

@@ -26,6 +26,24 @@ DEFAULT_CONFIG_NAME = "imgbuild.yaml"
 LAYERS = ("ruby", "base", "app")
 #: Rails' usual homes of images, fonts and precompiled assets: big, and rarely edited.
 DEFAULT_BULK = ("app/assets/images", "app/assets/fonts", "public/assets", "vendor/assets")
+#: What `rails assets:precompile` reads (app.assets.inputs, .dockerignore syntax): only a change
+#: to a file these match runs it again. Gemfile.lock is also in the base key, which it chains on.
+DEFAULT_ASSET_INPUTS = (
+    "app/assets",
+    "app/javascript",
+    "vendor/javascript",
+    "vendor/assets",
+    "config/importmap.rb",
+    "config/initializers/assets.rb",
+    "package.json",
+    "yarn.lock",
+    "package-lock.json",
+    "pnpm-lock.yaml",
+    "bun.lockb",
+    "Gemfile.lock",
+    "tailwind.config.js",
+    "postcss.config.js",
+)
 
 #: IMGBUILD_* variables that override top-level keys (flags override these in turn).
 ENV_OVERRIDES = {
@@ -80,6 +98,17 @@ class BaseConfig(LayerCommon):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AssetsConfig:
+    """`app.assets`: precompiling the app's assets in an image of their own (applayer/assets.py)."""
+
+    precompile: bool | None = None  # None: auto (bin/rails and app/assets, app/javascript, ...)
+    inputs: tuple[str, ...] = DEFAULT_ASSET_INPUTS
+    command: str = "bin/rails assets:precompile"
+    output: str = "public/assets"
+    packages: tuple[str, ...] = ()  # extra Debian packages of the precompile stage
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppConfig(LayerCommon):
     context: Path
     command: str = "bundle exec rails server -b 0.0.0.0"
@@ -92,6 +121,7 @@ class AppConfig(LayerCommon):
     # Build the source as a snapshot + the files changed since it (applayer/snapshot.py).
     # False: one step.
     delta: bool = True
+    assets: AssetsConfig = field(default_factory=AssetsConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,5 +294,28 @@ def _app(doc: Document, raw: Mapping[str, Any], root: Path) -> AppConfig:
         source_url=schema.optional_str(doc, "app.source_url", raw.get("source_url")),
         bulk=schema.relative_paths(doc, "app.bulk", raw.get("bulk", list(DEFAULT_BULK))),
         delta=schema.boolean(doc, "app.delta", raw.get("delta", True)),
+        assets=_assets(doc, raw.get("assets") or {}),
         **_common(doc, "app", raw, root),
+    )
+
+
+def _assets(doc: Document, raw: Mapping[str, Any]) -> AssetsConfig:
+    precompile = raw.get("precompile", "auto")
+    if precompile != "auto" and not isinstance(precompile, bool):
+        raise ConfigError(
+            f"{doc.where('app.assets.precompile')}: 'app.assets.precompile' must be auto, true "
+            f"or false, not {precompile!r}"
+        )
+    command = raw.get("command", AssetsConfig.command)
+    if isinstance(command, list):
+        command = shlex.join(schema.str_list(doc, "app.assets.command", command))
+    output = schema.nonempty_str(doc, "app.assets.output", raw.get("output", AssetsConfig.output))
+    return AssetsConfig(
+        precompile=None if precompile == "auto" else precompile,
+        inputs=schema.relative_paths(
+            doc, "app.assets.inputs", raw.get("inputs", list(DEFAULT_ASSET_INPUTS))
+        ),
+        command=schema.nonempty_str(doc, "app.assets.command", command),
+        output=schema.relative_paths(doc, "app.assets.output", [output])[0],
+        packages=schema.package_list(doc, "app.assets.packages", raw.get("packages", [])),
     )

@@ -49,6 +49,13 @@ KEYS: dict[str, Any] = {
         "source_url": None,
         "bulk": None,
         "delta": None,
+        "assets": {
+            "precompile": None,
+            "inputs": None,
+            "command": None,
+            "output": None,
+            "packages": None,
+        },
         **_COMMON,
     },
 }

@@ -7,7 +7,7 @@ move `latest` → record inputs → summary. Builds are never retried; pushes ar
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,6 +114,7 @@ def _build_stale(
                 env=env,
                 secrets=build_secrets,
                 client=client,
+                pull_auth=access.sdk_auth,
             )
 
 
@@ -178,6 +179,7 @@ def _build(
     env: Mapping[str, str],
     secrets: Mapping[str, Path],
     client: RegistryClient | None = None,
+    pull_auth: Callable[[], Mapping[str, str] | None] = lambda: None,
 ) -> None:
     from buildkit.engine import builder
     from buildkit.run import staging as contexts
@@ -189,6 +191,10 @@ def _build(
     # Staged Dockerfiles and the ruby context are shared per cache dir and image: concurrent
     # runs take turns, so none builds with another's half-written files.
     with contexts.staging_lock(config, spec):
+        if spec.assets is not None:  # under the bulk, which is built FROM it
+            under_seconds += underlays.ensure_assets(
+                config, engine, spec, client, pull_auth=pull_auth, forced=forced, env=env
+            )
         if spec.bulk is not None:
             under_seconds += underlays.ensure_bulk(
                 config, engine, spec, client, forced=forced, env=env

@@ -82,8 +82,11 @@ def _push_content(
             "nothing was pushed: keep the registry's image or change an input"
         )
     timer = log.Timer()
+    # The app's hidden images first, bottom up (the app is built FROM them).
+    if spec.assets is not None:
+        _push_hidden("assets", spec.assets.image, access, client, push_image)
     if spec.bulk is not None:
-        _push_bulk(spec.bulk.image, access, client, push_image)
+        _push_hidden("bulk", spec.bulk.image, access, client, push_image)
     log.info(f"{spec.name}: pushing {spec.image}")
     digest = _sdk_push(spec.image, access, push_image)
     outcome.digest = digest
@@ -92,14 +95,15 @@ def _push_content(
     outcome.tags.append(tag)
 
 
-def _push_bulk(
-    image: str, access: RegistryAccess, client: RegistryClient, push_image: PushImage
+def _push_hidden(
+    what: str, image: str, access: RegistryAccess, client: RegistryClient, push_image: PushImage
 ) -> None:
-    """The app's bulk image, before the app (they share its layers, so the app push then
-    skips them): other machines import it as cache instead of re-uploading the bulk."""
+    """An image the app is built FROM (its assets, its bulk), before the app (they share its
+    layers, so the app push then skips them): other machines pull the assets image instead of
+    precompiling again, and import the bulk image as cache instead of re-uploading the bulk."""
     _, repo, tag = split_ref(image)
     if client.exists(repo, tag) is None and docker_api.local_image(image) is not None:
-        log.info(f"app: pushing its bulk image {image}")
+        log.info(f"app: pushing its {what} image {image}")
         _sdk_push(image, access, push_image)
 
 

@@ -78,6 +78,16 @@ def stage_bulk_dockerfile(config: Config, spec: LayerSpec) -> Path:
     )
 
 
+def stage_assets_dockerfile(config: Config, spec: LayerSpec) -> Path:
+    """The generated Dockerfile of the app's assets image (applayer/assets.py), next to the app's
+    own ignore rules plus the assets' (no stale output, no local node_modules to install over);
+    staged under the app layer's lock."""
+    assert spec.assets is not None
+    return _stage(
+        config, spec, "assets", spec.assets.dockerfile, dockerignore.render(spec.assets.ignore)
+    )
+
+
 def _own_gem_mount(spec: LayerSpec, text: str) -> str:
     """Give the gem cache mount an id of its own per BUNDLE_CACHE_KEY (BuildKit v0.8 does not
     expand ARGs in --mount options). With one shared id, a `--no-cache` build replaces the

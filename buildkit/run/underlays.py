@@ -1,10 +1,11 @@
-"""The hidden images the app layer is built FROM: its bulk (applayer/bulk.py), then its source
-snapshot (applayer/snapshot.py). Each is built only when the daemon lacks it; both are staged
+"""The hidden images the app layer is built FROM: its precompiled assets (applayer/assets.py),
+its bulk (applayer/bulk.py), then its source snapshot (applayer/snapshot.py). Each is built only
+when the daemon lacks it (the assets image is pulled when the registry has it); all are staged
 under the app's lock."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from buildkit import log
 from buildkit.applayer import snapshot as delta
@@ -13,7 +14,54 @@ from buildkit.chain.model import LayerSpec
 from buildkit.config.loading import Config
 from buildkit.engine import builder, docker_api
 from buildkit.engine.registry import RegistryClient, split_ref
+from buildkit.errors import RegistryError
 from buildkit.run import staging as contexts
+
+
+def ensure_assets(
+    config: Config,
+    engine: builder.Engine,
+    spec: LayerSpec,
+    client: RegistryClient | None,
+    *,
+    pull_auth: Callable[[], Mapping[str, str] | None],
+    forced: bool,
+    env: Mapping[str, str],
+) -> float:
+    """Make the app's assets image local; return the seconds spent. The daemon's copy is used as
+    is; else the registry's is pulled (a fresh CI machine does not precompile again: the
+    precompile stage is not in the image's inline cache); else it is built."""
+    assets = spec.assets
+    assert assets is not None
+    assert spec.parent is not None
+    assert spec.context is not None  # the app layer: built from the app's context
+    if not forced and docker_api.local_image(assets.image) is not None:
+        return 0.0
+    timer = log.Timer()
+    _, repo, tag = split_ref(assets.image)
+    if not forced and client is not None and client.exists(repo, tag):
+        log.info(f"{spec.name}: pulling its assets image {assets.image}")
+        try:
+            docker_api.pull(assets.image, pull_auth())
+        except RegistryError as exc:  # the registry's copy is a shortcut, not a need
+            log.warn(f"could not pull {assets.image} ({exc}); building it")
+        else:
+            return timer.seconds
+    log.info(
+        f"{spec.name}: building its assets image {assets.image} ({assets.command}; "
+        f"{assets.files} input files)"
+    )
+    request = builder.BuildRequest(
+        label=f"{spec.name} assets",
+        dockerfile=contexts.stage_assets_dockerfile(config, spec),
+        context=spec.context,
+        tags=[assets.image],
+        build_args={"BASE_IMAGE": spec.parent.image},
+        labels={labels.KEY: assets.key, labels.LAYER: f"{spec.name}-assets"},
+        no_cache=forced,
+        platform=config.platform,
+    )
+    return timer.seconds + builder.build(engine, request, env).seconds
 
 
 def ensure_bulk(
@@ -41,7 +89,7 @@ def ensure_bulk(
         dockerfile=contexts.stage_bulk_dockerfile(config, spec),
         context=spec.context,
         tags=[bulk.image],
-        build_args={"BASE_IMAGE": spec.parent.image},
+        build_args={"BASE_IMAGE": (spec.assets or spec.parent).image},
         labels={labels.KEY: bulk.key, labels.LAYER: f"{spec.name}-bulk"},
         cache_from=cache_from,
         no_cache=forced,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -10,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from buildkit.applayer.assets import AssetsSpec
+from buildkit.applayer.bulk import BulkSpec
 from buildkit.chain.model import LayerOutcome, LayerPlan, LayerSpec
 from buildkit.chain.tagpolicy import TagPolicy
 from buildkit.engine.credentials import Auth
+from buildkit.engine.docker_api import LocalImage
 from buildkit.engine.ecr import TokenProvider
 from buildkit.engine.registry import Manifest, RegistryClient, split_ref
 from buildkit.errors import PushFailedError
@@ -330,3 +334,48 @@ def test_a_push_error_that_is_not_about_auth_is_not_retried(daemon: FakeDaemon) 
             [built_now(daemon, "app")], access, daemon.registry, NO_TAGS, push_image=fail
         )
     assert len(daemon.auths) == 1
+
+
+def test_the_apps_hidden_images_are_pushed_first_bottom_up_unless_the_registry_has_them(
+    daemon: FakeDaemon, registry: FakeRegistry, events: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The assets image (a fresh machine pulls it instead of precompiling), then the bulk image,
+    then the app built FROM them; a hidden image the registry has is not pushed again."""
+    assets_image, bulk_image = f"{HOST}/shop-app:assets-aaaaaaaaaaaa", f"{HOST}/shop-app:bulk-b"
+    hidden = {
+        "assets": AssetsSpec(
+            image=assets_image, key="a" * 64, command="bin/rails assets:precompile",
+            output="public/assets", packages=(), lockfile=None, ignore=(), files=1, dockerfile="",
+        ),
+        "bulk": BulkSpec(
+            image=bulk_image, key="b" * 64, paths=("app/assets/images",), dest="/app/", flags="",
+            ignore=(), files=1,
+        ),
+    }  # fmt: skip
+    daemon.images.update({assets_image: "sha256:assets", bulk_image: "sha256:bulk"})
+    monkeypatch.setattr(
+        pushing.docker_api,
+        "local_image",
+        lambda ref: (
+            LocalImage(id=daemon.images[ref], labels={}, size=1, repo_digests=())
+            if ref in daemon.images
+            else None
+        ),
+    )
+
+    def app_outcome() -> LayerOutcome:
+        app = built_now(daemon, "app")
+        app.plan = dataclasses.replace(
+            app.plan,
+            spec=dataclasses.replace(app.plan.spec, assets=hidden["assets"], bulk=hidden["bulk"]),
+        )
+        return app
+
+    push(daemon, [app_outcome()], NO_TAGS)
+    assert events == [f"push {assets_image}", f"push {bulk_image}", f"push {spec('app').image}"]
+
+    events.clear()
+    registry.tags.clear()
+    registry.holds(assets_image, "sha256:assets")  # pushed by an earlier run
+    push(daemon, [app_outcome()], NO_TAGS)
+    assert events == [f"push {bulk_image}", f"push {spec('app').image}"]

@@ -1,0 +1,306 @@
+"""The imgbuild.yaml that `imgbuild init` writes: only keys docs/config.md documents, each with a
+comment saying where its value came from; what has no key yet (assets, other process types,
+.dockerignore) is said in comments only.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterable
+
+import yaml
+
+from buildkit.config import schema
+from buildkit.scaffold import packages as packagesmod
+from buildkit.scaffold.detect import Detection
+from buildkit.source import dockerignore
+
+WIDTH = 100
+
+
+def render(detection: Detection) -> str:
+    """The whole file."""
+    sections = [
+        _header(detection),
+        _top_level(detection),
+        _ruby(detection),
+        _base(detection),
+        _app(detection),
+        _dockerignore(detection),
+    ]
+    return "\n".join("\n".join(lines) for lines in sections if lines).rstrip("\n") + "\n"
+
+
+def scalar(value: str) -> str:
+    """A YAML scalar for value: plain when it reads back as the same string, else quoted."""
+    try:
+        plain_ok = yaml.safe_load(value) == value and "#" not in value and "\n" not in value
+    except yaml.YAMLError:
+        plain_ok = False
+    return value if plain_ok and value.strip() == value else json.dumps(value, ensure_ascii=False)
+
+
+def flow_list(values: Iterable[str]) -> str:
+    items = [scalar(v) for v in values]
+    if any(c in item for item in items for c in ",[]{}"):
+        items = [json.dumps(v, ensure_ascii=False) for v in values]
+    return "[" + ", ".join(items) + "]"
+
+
+def comment(text: str, indent: str = "", hang: str = "", lead: str = "") -> list[str]:
+    """`text` as `# ` lines of at most WIDTH columns, the first after `lead`, the others after
+    `hang`."""
+    prefix = f"{indent}# "
+    return textwrap.wrap(
+        text,
+        width=WIDTH,
+        initial_indent=prefix + lead,
+        subsequent_indent=prefix + hang,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [prefix.rstrip()]
+
+
+def _header(d: Detection) -> list[str]:
+    lines = comment(
+        f"imgbuild.yaml for {d.name}, written by `imgbuild init` from what the app says; each "
+        "value's comment names its source. Every key is documented in imgbuild's "
+        "docs/config.md. `imgbuild plan` shows what would be built; `imgbuild app` builds the "
+        "ruby -> base -> app chain."
+    )
+    for warning in d.warnings:
+        lines += comment(f"WARNING: {warning}.", hang="  ")
+    return [*lines, ""]
+
+
+def _top_level(d: Detection) -> list[str]:
+    lines = comment(
+        f"Images {d.name}-ruby, {d.name}-base and {d.name}-app; from {d.name_source}"
+        + (
+            f" {d.root.name!r}, made a valid image name"
+            if d.name_source == "the directory name" and d.name != d.root.name
+            else ""
+        )
+        + "."
+    )
+    lines.append(f"name: {scalar(d.name)}")
+    lines.append("")
+    if d.registry:
+        lines += comment("From --registry. `imgbuild app --push` pushes the chain there.")
+        lines.append(f"registry: {scalar(d.registry)}")
+    else:
+        lines += comment(
+            "No registry: `imgbuild app` builds locally. To push (`imgbuild app --push`), set "
+            "one here, export IMGBUILD_REGISTRY, or pass --registry; `ecr` means this account's "
+            "ECR:"
+        )
+        lines.append("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+    lines.append("")
+    if d.base_image == schema.DEFAULT_BASE:
+        lines += comment(
+            f"The OS image is imgbuild's default, {schema.DEFAULT_BASE} (Debian 12), and the "
+            "package names below are bookworm's. For Debian 13 (names in docs/init.md):"
+        )
+        lines.append("# base_image: debian:trixie-slim")
+    else:
+        lines += comment(
+            f"The OS image comes from IMGBUILD_BASE_IMAGE ({d.base_image}), and the package "
+            f"names below are Debian {d.release}'s: export it whenever imgbuild builds this app, "
+            "or write it here:"
+        )
+        lines.append(f"# base_image: {d.base_image}")
+    return [*lines, ""]
+
+
+def _ruby(d: Detection) -> list[str]:
+    lines = ["ruby:"]
+    lines += comment(
+        f"From {d.ruby.source} ({d.ruby.written}). ruby-build {schema.DEFAULT_RUBY_BUILD} "
+        "compiles it: a Ruby released after that needs a newer ruby_build tag. Offline, "
+        "source.path (a Ruby tarball) and ruby_build (a ruby-build checkout) avoid the "
+        "downloads.",
+        "  ",
+    )
+    lines.append(f"  version: {json.dumps(d.ruby.version)}")
+    lines.append(
+        "  # jemalloc: true   # link Ruby against jemalloc: less memory for Puma's threads"
+    )
+    lines.append(
+        "  # yjit: true       # compile YJIT in (rustc in the build); Rails 7.2+ enables it"
+    )
+    return [*lines, ""]
+
+
+def _base(d: Detection) -> list[str]:
+    selection = d.packages
+    lines = ["base:"]
+    lines += comment(
+        f"OS packages of the final image, for gems in Gemfile.lock ({_gems(len(d.lock.gems))}; "
+        "the table is in docs/init.md):",
+        "  ",
+    )
+    lines += _reasons(((u.gem, u.runtime, _optional(u)) for u in selection.uses), "  ")
+    if not selection.packages:
+        lines += comment("none of its gems needs one at run time", "  ", lead="  ")
+    lines.append(f"  packages: {flow_list(selection.packages)}")
+    lines += comment(
+        "Packages of the gem build stage only (it always has build-essential and pkg-config; "
+        "none of them reaches the final image):",
+        "  ",
+    )
+    lines += _reasons(((u.gem, u.build, "") for u in selection.uses), "  ")
+    if not selection.build_packages:
+        lines += comment("none of its gems needs more than the compilers", "  ", lead="  ")
+    lines.append(f"  build_packages: {flow_list(selection.build_packages)}")
+    quiet = [u.gem for u in selection.uses if not (u.build or u.runtime or u.skipped)]
+    if quiet:
+        lines += comment(f"No package needed: {', '.join(quiet)}.", "  ", "  ")
+    for use in selection.uses:
+        if use.skipped or use.unsupported:
+            lines += comment(f"{use.gem}: {use.note}.", "  ", "  ")
+    if selection.build_args:
+        lines += comment(
+            "Build arguments of the base image's bundle install (part of its key):", "  "
+        )
+        lines.append("  build_args:")
+        for name, value in selection.build_args.items():
+            for use in selection.uses:
+                if name in _args_of(use.gem):
+                    lines += comment(f"{use.gem}: {use.note}.", "    ")
+            lines.append(f"    {name}: {json.dumps(value)}")
+    lines += comment(
+        "Gem groups left out of the image (imgbuild's default): "
+        "bundle_without: [development, test]",
+        "  ",
+    )
+    return [*lines, ""]
+
+
+def _app(d: Detection) -> list[str]:
+    cmd = d.command
+    lines = ["app:"]
+    if cmd.source == "Procfile (web)":
+        source = "Procfile's web: line"
+        if cmd.rewrites:
+            source += f" ({'; '.join(cmd.rewrites)}: the image runs it without a shell)"
+        lines += comment(f"From {source}.", "  ")
+    else:
+        lead = "No Procfile web: line: " if cmd.procfile_web is None else ""
+        lines += comment(lead + _command_reason(cmd.source), "  ")
+        if cmd.procfile_web is not None:
+            lines += comment(
+                f"Procfile's web: line ({cmd.procfile_web}) is not used: {cmd.rejected}, and "
+                "the image runs app.command's words without a shell. To use it, put it in a "
+                "script (bin/web) and set `command: bin/web`.",
+                "  ",
+            )
+    lines.append(f"  command: {scalar(cmd.command)}")
+    lines += comment(f"Port: {cmd.port_source}; the image exposes it and sets PORT to it.", "  ")
+    lines.append(f"  port: {cmd.port}")
+    if cmd.processes:
+        lines += comment(
+            "Procfile's other process types: imgbuild builds one image, and they run from it "
+            "with their own command (docker run IMAGE COMMAND, or your orchestrator's command):",
+            "  ",
+        )
+        for name, command in cmd.processes.items():
+            lines += comment(f"{name}: {command}", "  ", hang="    ", lead="  ")
+    lines += _assets(d)
+    if d.bootsnap:
+        lines += comment(
+            "bootsnap is in Gemfile.lock: its cache fills tmp/cache/bootsnap at the first boot "
+            "(tmp/ is writable by the app's user).",
+            "  ",
+        )
+    lines += comment(
+        "At run time Rails needs RAILS_ENV=production, RAILS_MASTER_KEY (or SECRET_KEY_BASE) "
+        "and its database settings from the environment: imgbuild never puts secrets in an "
+        "image. The app runs as the non-root user `app` (app.user).",
+        "  ",
+    )
+    return [*lines, ""]
+
+
+def _assets(d: Detection) -> list[str]:
+    assets = d.assets
+    if not assets.paths:
+        return []
+    found = ", ".join(assets.paths)
+    if assets.gems:
+        found += f" ({', '.join(assets.gems)})"
+    node = (
+        f" With package.json{', ' + assets.js_lockfile if assets.js_lockfile else ''}, the "
+        "JavaScript build needs Node; node_modules stays out of the image."
+    )
+    if "assets" in schema.KEYS["app"]:  # imgbuild's assets layer (app.assets) exists
+        text = (
+            f"Assets: the app has {found}. imgbuild precompiles them as app.assets says "
+            "(docs/config.md); this file keeps its defaults."
+        )
+        return comment(text + (node if assets.node else ""), "  ")
+    text = (
+        f"Assets: the app has {found}. This config does not precompile them: imgbuild.yaml "
+        "has no assets setting yet (docs/config.md). Until it does, run `RAILS_ENV=production "
+        "bin/rails assets:precompile` before `imgbuild app`, so public/assets ships with the "
+        "source (in a layer of its own, app.bulk), and keep public/assets out of .dockerignore."
+    )
+    if assets.node:
+        text += node.replace("needs Node;", "needs Node, which no imgbuild image has;")
+    return comment(text, "  ")
+
+
+def _dockerignore(d: Detection) -> list[str]:
+    ignore = d.dockerignore
+    covered = ", ".join(dockerignore.DEFAULT_PATTERNS)
+    if not ignore.suggestions:
+        if not ignore.exists:
+            return comment(f"No .dockerignore: imgbuild's defaults keep out {covered}.")
+        return comment(
+            f".dockerignore: with imgbuild's defaults ({covered}) it keeps out what a Rails app "
+            "should."
+        )
+    lead = (
+        "The app has no .dockerignore"
+        if not ignore.exists
+        else "The app's .dockerignore misses entries"
+    )
+    lines = comment(
+        f"{lead}; imgbuild's defaults keep out {covered}. Suggested lines for .dockerignore "
+        "(they also change what the app layer's key covers):"
+    )
+    width = max(len(s.pattern) for s in ignore.suggestions)
+    for suggestion in ignore.suggestions:
+        text = f"{suggestion.pattern:<{width}}  {suggestion.why}"
+        lines += comment(text, hang=" " * (width + 4), lead="  ")
+    return lines
+
+
+def _reasons(rows: Iterable[tuple[str, tuple[str, ...], str]], indent: str) -> list[str]:
+    lines = []
+    for gem, names, note in rows:
+        if names:
+            text = f"{gem}: {' '.join(names)}" + (f" ({note})" if note else "")
+            lines += comment(text, indent, hang="    ", lead="  ")
+    return lines
+
+
+def _optional(use: packagesmod.GemUse) -> str:
+    return f"optional, not added: {use.optional}" if use.optional else ""
+
+
+def _args_of(gem: str) -> tuple[str, ...]:
+    row = packagesmod.BY_GEM.get(gem)
+    return tuple(row.build_args) if row else ()
+
+
+def _gems(count: int) -> str:
+    return "1 gem" if count == 1 else f"{count} gems"
+
+
+def _command_reason(source: str) -> str:
+    if source == "config/puma.rb":
+        return "Puma with config/puma.rb (which sets its port)."
+    if source == "bin/rails":
+        return "Rails' own server (bin/rails), on all interfaces."
+    return "imgbuild's default command (the app has no bin/rails)."
