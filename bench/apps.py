@@ -23,6 +23,8 @@ import tools
 from tools import BENCH_HOME, DOCKER, REGISTRY, REPO_ROOT, VENV, BenchError, dev_env, run
 
 NAIVE_DOCKERFILE = Path(__file__).with_name("naive") / "Dockerfile"
+RAILS_EXAMPLE = REPO_ROOT / "examples" / "rails"
+STYLESHEET = "app/assets/stylesheets/application.css"  # the Rails app's; edited by R1
 NAIVE_RUBYSRC = f"{REGISTRY}/bench-naive-rubysrc:3.3.8"  # named in naive/Dockerfile
 RUBY_VERSION = "3.3.8"
 # The ruby layer is the same image for every app (same key), and its cold build is a ~4 min
@@ -39,6 +41,8 @@ class BenchApp:
     env: dict[str, str] = field(default_factory=dev_env)
     edit_target: str = "app/models/user.rb"
     extras: list[str] = field(default_factory=list)
+    last_output: str = ""  # the last `imgbuild` run's combined output
+    last_raw_assets_output: str = ""  # the raw peer's last assets build's output
 
     @property
     def app(self) -> Path:
@@ -74,9 +78,11 @@ class BenchApp:
     # ---- imgbuild side ---------------------------------------------------------------------
 
     def imgbuild(self, *args: str, extra_env: dict[str, str] | None = None) -> tuple[float, Any]:
-        """Run `imgbuild <args> --json`; return (wall seconds, parsed --json document)."""
+        """Run `imgbuild <args> --json`; return (wall seconds, parsed --json document). Its log
+        (stderr, before the document) stays in `last_output`."""
         env = {**self.env, **(extra_env or {})}
         seconds, out = run([str(VENV / "bin" / "imgbuild"), *args, "--json"], env=env, cwd=self.app)
+        self.last_output = out
         start = out.rfind("\n{\n")
         doc = json.loads(out[start + 1 :]) if start >= 0 else {}
         return seconds, doc
@@ -110,6 +116,13 @@ class BenchApp:
             # Raw docker has no bulk split: the whole context in one COPY, as written.
             rendered = dockerignore.render(spec.bulk.ignore if spec.bulk else spec.ignore)
             (directory / "Dockerfile.dockerignore").write_text(rendered, encoding="utf-8")
+        assets = specs["app"].assets
+        if assets is not None:  # imgbuild's generated assets Dockerfile, as imgbuild stages it
+            directory = self.workdir / "raw" / "assets"
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "Dockerfile").write_text(assets.dockerfile, encoding="utf-8")
+            rendered = dockerignore.render(assets.ignore)
+            (directory / "Dockerfile.dockerignore").write_text(rendered, encoding="utf-8")
 
     def raw_build_argv(
         self,
@@ -136,11 +149,27 @@ class BenchApp:
         return [*argv, "-t", tag, str(context)]
 
     def raw_app(self) -> float:
-        """The raw peer of P1/P2: build the app layer on imgbuild's base, push it."""
+        """The raw peer of P1/P2: build the app layer on imgbuild's base, push it. An app with
+        precompiled assets (app.assets) first builds imgbuild's generated assets Dockerfile on
+        that base, with the whole context, as raw docker would, and the app FROM it."""
         ref = self.raw_ref("app")
-        build, _ = run(self.raw_build_argv("app", ref), env=self.peer_env)
+        seconds, overrides = 0.0, None
+        if self.specs()["app"].assets is not None:
+            assets_ref = self.raw_ref("assets")
+            seconds, self.last_raw_assets_output = run(self.raw_assets_argv(assets_ref),
+                                                       env=self.peer_env)  # fmt: skip
+            overrides = {"BASE_IMAGE": assets_ref}
+        build, _ = run(self.raw_build_argv("app", ref, overrides=overrides), env=self.peer_env)
         push, _ = run([DOCKER, "push", ref], env=self.peer_env)
-        return build + push
+        return seconds + build + push
+
+    def raw_assets_argv(self, tag: str) -> list[str]:
+        """`docker buildx build` of the staged assets Dockerfile on imgbuild's base image."""
+        specs = self.specs()
+        argv = [DOCKER, "buildx", "build", "--load", "--progress=plain"]
+        argv += ["-f", str(self.workdir / "raw" / "assets" / "Dockerfile")]
+        argv += ["--cache-to", "type=inline", "--build-arg", f"BASE_IMAGE={specs['base'].image}"]
+        return [*argv, "-t", tag, str(specs["app"].context)]
 
     def raw_cold_base(self, ruby_image: str | None = None) -> tuple[float, str]:
         """A cold base build: no layer cache and an empty gem cache-mount directory."""
@@ -229,6 +258,21 @@ class BenchApp:
         original = self.workdir / "edit-original"
         if original.exists():
             shutil.copyfile(original, self.app / self.edit_target)
+
+    def edit_stylesheet(self) -> None:
+        """Add a rule to the app's stylesheet (a new one every time): an asset input."""
+        path = self.app / STYLESHEET
+        original = self.workdir / "stylesheet-original"
+        if not original.exists():
+            shutil.copyfile(path, original)
+        text = original.read_text(encoding="utf-8")
+        rule = f".bench-{uuid.uuid4().hex[:12]} {{ color: #{uuid.uuid4().hex[:6]}; }}\n"
+        path.write_text(text + rule, encoding="utf-8")
+
+    def restore_stylesheet(self) -> None:
+        original = self.workdir / "stylesheet-original"
+        if original.exists():
+            shutil.copyfile(original, self.app / STYLESHEET)
 
     def add_gem(self, gem: str) -> None:
         """Add one vendored gem to the Gemfile and Gemfile.lock (as `bundle add` would)."""
@@ -341,9 +385,37 @@ def large_app() -> BenchApp:
     return bench
 
 
+def rails_app() -> BenchApp:
+    """examples/rails (a Rails 7.2 app, with its gems in vendor/cache: `make services` puts
+    them there), named bench-rails. Copied again on every run, so the bench builds the example
+    as it is now (its config, its Dockerfiles); copy2 keeps the files' times, so an unchanged
+    file looks unchanged to BuildKit's context transfer."""
+    suffix = tools.CURRENT_ENGINE.suffix
+    name = f"bench-rails{suffix}"
+    bench = BenchApp(
+        label="rails",
+        name=name,
+        workdir=BENCH_HOME / f"rails{suffix}",
+        edit_target="app/controllers/pages_controller.rb",
+    )
+    if not list((RAILS_EXAMPLE / "vendor" / "cache").glob("railties-*.gem")):
+        raise BenchError(f"{RAILS_EXAMPLE}/vendor/cache has no gems; run `make services`")
+    # The edits' originals come from the example, not from an edited copy a killed run left.
+    for original in ("edit-original", "stylesheet-original"):
+        (bench.workdir / original).unlink(missing_ok=True)
+    shutil.rmtree(bench.app, ignore_errors=True)
+    ignore = shutil.ignore_patterns("*.log", "imgbuild-baseline.json")
+    shutil.copytree(RAILS_EXAMPLE, bench.app, symlinks=True, ignore=ignore)
+    _rename(bench.app, "rails-demo", name)
+    return bench
+
+
 def _rename(app: Path, old: str, new: str) -> None:
     config = app / "imgbuild.yaml"
-    text = config.read_text(encoding="utf-8").replace(f"name: {old}\n", f"name: {new}\n", 1)
+    text = config.read_text(encoding="utf-8")
+    if f"name: {old}\n" not in text:
+        raise BenchError(f"{config} has no `name: {old}` line to rename")
+    text = text.replace(f"name: {old}\n", f"name: {new}\n", 1)
     config.write_text(text, encoding="utf-8")
 
 

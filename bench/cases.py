@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -272,6 +273,76 @@ def p6_row(bench: BenchApp, doc: dict[str, Any], *, quick: bool = False) -> Row:
     mine, naive = _image_size(image, bench.env), _image_size(bench.naive_ref(), bench.env)
     return Row("P6 final app image size", bench.label, f"{mine / 1e6:.0f} MB",
                f"{naive / 1e6:.0f} MB naive", mine / naive, "≤ 0.6")  # fmt: skip
+
+
+# ---- R1: the Rails app, edit → pushed (issue 15) ------------------------------------------
+
+
+def r1(bench: BenchApp, opts: Options) -> list[Row]:
+    """A Ruby-only edit and a stylesheet edit of examples/rails, each built and pushed: imgbuild
+    (server started, as P2) against raw docker building the same Dockerfiles (imgbuild's
+    generated assets Dockerfile, then the app's FROM it) and pushing the app."""
+    with bench.server() as on:
+        return [
+            _r1_case(bench, opts, on, "R1 Rails: Ruby-only edit → pushed", bench.edit_source,
+                     "app/controllers/pages_controller.rb", "≤ 0.5"),
+            _r1_case(bench, opts, on, "R1 … stylesheet edit → pushed", bench.edit_stylesheet,
+                     "app/assets/stylesheets/application.css", "≤ 1.1"),
+        ]  # fmt: skip
+
+
+def _r1_case(
+    bench: BenchApp,
+    opts: Options,
+    on: dict[str, str],
+    case: str,
+    edit: Callable[[], None],
+    edited: str,
+    target: str,
+) -> Row:
+    rebuilt: dict[str, int] = {"base": 0, "assets": 0, "app": 0, "pushed": 0, "raw": 0}
+
+    def imgbuild() -> float:
+        edit()
+        settle()
+        seconds, doc = bench.imgbuild("app", "--push", extra_env=on)
+        layers = {layer["name"]: layer for layer in doc["layers"]}
+        rebuilt["base"] += bool(layers["base"]["built"])
+        rebuilt["app"] += bool(layers["app"]["built"])
+        rebuilt["pushed"] += bool(layers["app"]["pushed"])
+        rebuilt["assets"] += "building its assets image" in bench.last_output
+        return seconds
+
+    def raw() -> float:
+        edit()
+        settle()
+        seconds = bench.raw_app()
+        rebuilt["raw"] += _step_ran(bench.last_raw_assets_output, "assets:precompile")
+        return seconds
+
+    # Unmeasured: both sides start from an edit of the same kind already built and pushed.
+    edit()
+    bench.imgbuild("app", "--push", extra_env=on)
+    edit()
+    bench.raw_app()
+    a, b = _alternate(opts.pairs, imgbuild, raw)
+    bench.restore_source()
+    bench.restore_stylesheet()
+    n = opts.pairs
+    note = (
+        f"edit of {edited}; imgbuild rebuilt the assets image {rebuilt['assets']}/{n}, base "
+        f"{rebuilt['base']}/{n}, app {rebuilt['app']}/{n} (pushed {rebuilt['pushed']}/{n}); "
+        f"raw docker re-ran assets:precompile {rebuilt['raw']}/{n}"
+    )
+    return Row(case, bench.label, _s(a) + " server", _s(b) + " raw assets+app build+push",
+               _time_ratio(a, b), target, note)  # fmt: skip
+
+
+def _step_ran(output: str, needle: str) -> bool:
+    """Whether a `docker buildx build --progress=plain` output ran (not CACHED) its RUN step
+    whose line contains needle."""
+    steps = re.findall(r"^(#\d+) \[[^\]]*\] RUN .*" + re.escape(needle), output, re.MULTILINE)
+    return any(f"\n{step} CACHED" not in output for step in steps) if steps else False
 
 
 # ---- P3: fresh daemon, registry has the chain ---------------------------------------------

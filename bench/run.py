@@ -5,6 +5,8 @@
     bench/run --quick               # smoke run (make test): 1 pair, example app, no cold builds
     bench/run --cases P1,P2
     bench/run --engines engine26    # one engine only (default: the system engine, then engine 26)
+    bench/run --rails               # also R1 on examples/rails (edit -> pushed; not in --quick)
+    bench/run --cases R1            # only the Rails app's case
 
 Sides alternate (A B A B …) because the machine is shared and noisy; the table shows medians
 with min-max. Details of every command go to ~/.cache/imgbuild-dev/bench/last-run.log.
@@ -25,7 +27,8 @@ import cases
 import tools
 from tools import BENCH_HOME, ENGINES, LOG, BenchError, machine
 
-ALL_CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
+ALL_CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")  # the default; on example (and large)
+RAILS_CASES = ("R1",)  # on examples/rails only: with --rails or named in --cases
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,6 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--large", action="store_true", help="also the generated large app")
     parser.add_argument("--large-only", action="store_true", help="only the generated large app")
+    parser.add_argument(
+        "--rails",
+        action="store_true",
+        help="also R1 on examples/rails: a Ruby-only and a stylesheet edit -> pushed",
+    )
     parser.add_argument(
         "--engines",
         default=",".join(ENGINES),
@@ -71,13 +79,18 @@ def run_app(bench: apps.BenchApp, wanted: set[str], opts: cases.Options) -> list
         ("P2P5P6", lambda: cases.p2(bench, opts, wanted)),
         ("P4", lambda: cases.p4(bench, opts)),
         ("P3", lambda: cases.p3(bench, opts)),
+        ("R1", lambda: cases.r1(bench, opts)),
     )
     for ids, step in steps:
         if any(ids[i : i + 2] in wanted for i in range(0, len(ids), 2)):
             print(f"… {bench.label}: {ids}", flush=True)
             rows += step()
     _, doc = bench.imgbuild("app", "--push")  # back to the pristine source: a no-op
-    cases.cleanup_images(bench, keep={layer["image"] for layer in doc["layers"]})
+    keep = {layer["image"] for layer in doc["layers"]}
+    assets = bench.specs()["app"].assets
+    if assets is not None:  # the pristine source's assets image: the next run starts on it
+        keep.add(assets.image)
+    cases.cleanup_images(bench, keep=keep)
     return rows
 
 
@@ -95,10 +108,14 @@ def render(
     ]  # fmt: skip
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     cold = 0 if opts.quick else opts.cold_runs
+    peers = (
+        f", naive peer {min(opts.naive_runs, opts.pairs)} run(s), cold peers {cold} run(s)"
+        if any(not r.case.startswith(RAILS_CASES) for r in rows)
+        else ""  # R1 alone has neither
+    )
     lines = [
         "machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
-        f"method: medians of {opts.pairs} alternating pairs (min–max), naive peer "
-        f"{min(opts.naive_runs, opts.pairs)} run(s), cold peers {cold} run(s)"
+        f"method: medians of {opts.pairs} alternating pairs (min–max){peers}"
         + (
             f"; large app: {large.pairs} pairs, naive {min(large.naive_runs, large.pairs)}"
             if large
@@ -117,7 +134,9 @@ def render(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wanted = {c.strip().upper() for c in args.cases.split(",") if c.strip()}
-    unknown = wanted - set(ALL_CASES)
+    if args.rails:
+        wanted |= set(RAILS_CASES)
+    unknown = wanted - set(ALL_CASES) - set(RAILS_CASES)
     if unknown:
         print(f"bench/run: unknown case(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -179,12 +198,17 @@ def _run_engine(
     args: argparse.Namespace, wanted: set[str], opts: cases.Options, large: cases.Options
 ) -> list[cases.Row]:
     """Every wanted case on the engine `tools.use_engine` chose, with that engine's own apps."""
-    benches = [] if args.large_only else [apps.example_app]
-    if args.large or args.large_only:
-        benches.append(apps.large_app)
+    classic = wanted & set(ALL_CASES)
+    benches = []
+    if classic and not args.large_only:
+        benches.append((apps.example_app, classic, opts))
+    if classic and (args.large or args.large_only):
+        benches.append((apps.large_app, classic, large))
+    if wanted & set(RAILS_CASES):
+        benches.append((apps.rails_app, wanted & set(RAILS_CASES), opts))
     rows: list[cases.Row] = []
-    for make in benches:
-        rows += run_app(make(), wanted, large if make is apps.large_app else opts)
+    for make, app_cases, app_opts in benches:
+        rows += run_app(make(), app_cases, app_opts)
     return rows
 
 

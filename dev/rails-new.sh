@@ -63,4 +63,4 @@ ruby /dev-scripts/rails-new-edits.rb production
 rm -rf .git vendor/cache tmp/cache tmp/local_secret.txt log/*.log config/master.key config/credentials.yml.enc
 chown -R "$OWNER" /work'
 mv "$WORK/rails" "$OUT"
-echo "rails-new: $OUT ready; hand-written files of examples/rails not generated: README.md REGENERATE.md imgbuild.yaml Dockerfile.app" >&2
+echo "rails-new: $OUT ready; hand-written files of examples/rails not generated: README.md REGENERATE.md imgbuild.yaml" >&2

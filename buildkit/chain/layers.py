@@ -174,10 +174,28 @@ def _bundle_cache_key(config: Config, parent: LayerSpec) -> str:
     return f"{config.name.replace('/', '_')}-{parent.tag}-{packages}"
 
 
+#: Where Rails writes at run time. imgbuild's base image creates them for the app user; with
+#: imgbuild's own app Dockerfile they and their contents stay out of the context even when the
+#: app's .dockerignore keeps a `.keep` (Rails' does): `COPY . /app/` would make them root's again.
+RUNTIME_DIRS = ("tmp", "log", "storage")
+#: Both forms: after a `!tmp/.keep`, BuildKit (and IgnoreRules, like it) still sends tmp/.keep
+#: past a later `tmp` (moby judges a file by its parent's results, and skips a pattern that
+#: could not change the parent's), so `tmp/**` takes the contents and `tmp` the directory.
+RUNTIME_PATTERNS = tuple(p for d in RUNTIME_DIRS for p in (d, f"{d}/**"))
+
+
 def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | None) -> LayerSpec:
     app = config.app
     dockerfile = _dockerfile(config, "app")
-    rules = dockerignore.rules_for_context(app.context)
+    # After the app's own patterns, so that no `!` line brings them back. An app Dockerfile of
+    # the app's own decides for itself (Rails' own `chown -R rails log tmp` needs them copied).
+    runtime = RUNTIME_PATTERNS if app.dockerfile is None else ()
+    rules = dockerignore.rules_for_context(app.context, extra=runtime)
+    patterns = (
+        *dockerignore.DEFAULT_PATTERNS,
+        *dockerignore.read_dockerignore(app.context / ".dockerignore"),
+        *runtime,
+    )
     for needed in (config.base.gemfile, f"{config.base.gemfile}.lock"):
         if rules.is_ignored(needed):
             raise InputError(
@@ -193,10 +211,6 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
     tree = hashing.hash_tree(app.context, rules, cache=cache)
     inputs = _common_inputs(config, "app", dockerfile)
     inputs.update({"command": app.command, "port": str(app.port), "user": app.user})
-    patterns = (
-        *dockerignore.DEFAULT_PATTERNS,
-        *dockerignore.read_dockerignore(app.context / ".dockerignore"),
-    )
     assets = None
     if with_assets:
         assets = assetsmod.spec_for(

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from buildkit.applayer import assets as assetsmod
 from buildkit.config import schema
+from buildkit.config.loading import DEFAULT_ASSET_INPUTS, AssetsConfig
 from buildkit.config.yamlsrc import Document
 from buildkit.errors import InputError
 from buildkit.scaffold import command as commandmod
@@ -32,6 +34,11 @@ ASSET_GEMS = (
     "dartsass-rails",
 )
 JS_LOCKFILES = ("yarn.lock", "package-lock.json", "pnpm-lock.yaml", "bun.lockb", "bun.lock")
+#: What Tailwind (tailwindcss-rails) scans for class names, beyond imgbuild's default asset inputs:
+#: an edit there changes the CSS, so it must move the assets key. The second group only when the
+#: app has it (ViewComponent's components; tailwindcss-rails 2/3's config file).
+TAILWIND_INPUTS = ("app/views", "app/helpers", "app/javascript")
+TAILWIND_INPUTS_IF_PRESENT = ("app/components", "config/tailwind.config.js")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,10 +103,20 @@ class Assets:
     paths: tuple[str, ...]  # of ASSET_PATHS, those the app has
     gems: tuple[str, ...]  # of ASSET_GEMS, those in Gemfile.lock
     js_lockfile: str | None
+    #: imgbuild's assets layer turns on by itself (`app.assets.precompile: auto`): the app has
+    #: bin/rails and app/assets, app/javascript or config/importmap.rb, not ignored
+    precompiles: bool
+    #: `app.assets.inputs` to write: None keeps imgbuild's defaults; Tailwind apps add what it scans
+    inputs: tuple[str, ...] | None
 
     @property
     def node(self) -> bool:
         return "package.json" in self.paths
+
+    @property
+    def added_inputs(self) -> tuple[str, ...]:
+        """The written inputs that are not among imgbuild's defaults."""
+        return tuple(p for p in self.inputs or () if p not in DEFAULT_ASSET_INPUTS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,6 +189,8 @@ class Detection:
                 "gems": list(self.assets.gems),
                 "node": self.assets.node,
                 "js_lockfile": self.assets.js_lockfile,
+                "precompiles": self.assets.precompiles,
+                "inputs": None if self.assets.inputs is None else list(self.assets.inputs),
             },
             "bootsnap": self.bootsnap,
             "dockerignore": {
@@ -280,10 +299,21 @@ def _release(base_image: str, env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def _assets(root: Path, gems: frozenset[str]) -> Assets:
+    rules = dockerignore.rules_for_context(root)
+    # As the app layer decides it (chain/layers.py): the path exists and the context keeps it.
+    precompiles = assetsmod.enabled(
+        AssetsConfig(), lambda rel: (root / rel).exists() and not rules.is_ignored(rel)
+    )
+    inputs = None
+    if "tailwindcss-rails" in gems:
+        present = tuple(p for p in TAILWIND_INPUTS_IF_PRESENT if (root / p).exists())
+        inputs = tuple(dict.fromkeys((*DEFAULT_ASSET_INPUTS, *TAILWIND_INPUTS, *present)))
     return Assets(
         paths=tuple(p for p in ASSET_PATHS if (root / p).exists()),
         gems=tuple(g for g in ASSET_GEMS if g in gems),
         js_lockfile=next((f for f in JS_LOCKFILES if (root / f).is_file()), None),
+        precompiles=precompiles,
+        inputs=inputs,
     )
 
 

@@ -1,6 +1,6 @@
 """The imgbuild.yaml that `imgbuild init` writes: only keys docs/config.md documents, each with a
-comment saying where its value came from; what has no key yet (assets, other process types,
-.dockerignore) is said in comments only.
+comment saying where its value came from; what has no key (other process types, .dockerignore) is
+said in comments only.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import yaml
 
 from buildkit.config import schema
 from buildkit.scaffold import packages as packagesmod
-from buildkit.scaffold.detect import Detection
+from buildkit.scaffold.detect import Assets, Detection
 from buildkit.source import dockerignore
 
 WIDTH = 100
@@ -214,9 +214,10 @@ def _app(d: Detection) -> list[str]:
             "  ",
         )
     lines += comment(
-        "At run time Rails needs RAILS_ENV=production, RAILS_MASTER_KEY (or SECRET_KEY_BASE) "
-        "and its database settings from the environment: imgbuild never puts secrets in an "
-        "image. The app runs as the non-root user `app` (app.user).",
+        "imgbuild's app image sets RAILS_ENV=production (app.build_args can override it). At "
+        "run time Rails needs RAILS_MASTER_KEY (or SECRET_KEY_BASE) and its database settings "
+        "from the environment: imgbuild never puts secrets in an image. The app runs as the "
+        "non-root user `app` (app.user).",
         "  ",
     )
     return [*lines, ""]
@@ -224,30 +225,73 @@ def _app(d: Detection) -> list[str]:
 
 def _assets(d: Detection) -> list[str]:
     assets = d.assets
-    if not assets.paths:
+    if not (assets.paths or assets.precompiles or assets.inputs):
         return []
-    found = ", ".join(assets.paths)
+    found = ", ".join(assets.paths) or (
+        "config/importmap.rb" if assets.precompiles else "no app/assets or app/javascript"
+    )
     if assets.gems:
         found += f" ({', '.join(assets.gems)})"
-    node = (
-        f" With package.json{', ' + assets.js_lockfile if assets.js_lockfile else ''}, the "
-        "JavaScript build needs Node; node_modules stays out of the image."
-    )
-    if "assets" in schema.KEYS["app"]:  # imgbuild's assets layer (app.assets) exists
-        text = (
-            f"Assets: the app has {found}. imgbuild precompiles them as app.assets says "
-            "(docs/config.md); this file keeps its defaults."
+    if assets.precompiles:
+        lines = comment(
+            f"Assets: the app has {found}, so imgbuild precompiles them (app.assets, on by "
+            "default; docs/config.md): `bin/rails assets:precompile` runs in an image of its own "
+            "under the source, keyed on the asset inputs (app.assets.inputs) only, so a Ruby-only "
+            "edit does not run it again; a local public/assets is not used." + _node_text(assets),
+            "  ",
         )
-        return comment(text + (node if assets.node else ""), "  ")
+    else:
+        lines = comment(
+            f"Assets: the app has {found}, but imgbuild's assets layer turns on by itself only "
+            "with bin/rails and app/assets, app/javascript or config/importmap.rb. To precompile "
+            "in an image of its own under the source (app.assets in docs/config.md; its command "
+            "is `bin/rails assets:precompile` unless app.assets.command says otherwise), write "
+            "`precompile: true` under `assets:`." + _node_text(assets),
+            "  ",
+        )
+    if assets.inputs is not None:
+        scanned = [p for p in assets.added_inputs if p != "config/tailwind.config.js"]
+        config = (
+            ", and config/tailwind.config.js says where it looks"
+            if "config/tailwind.config.js" in assets.added_inputs
+            else ""
+        )
+        lines += comment(
+            "Tailwind (tailwindcss-rails) writes the CSS for the class names it finds in "
+            f"{', '.join(scanned)} and app/javascript (a default input){config}: they are asset "
+            "inputs here, or a new class in a view would ship without its CSS (the assets image "
+            "would be reused). The other entries are imgbuild's defaults.",
+            "  ",
+        )
+        lines += ["  assets:", "    inputs:"]
+        lines += [f"      - {scalar(path)}" for path in assets.inputs]
+    return lines
+
+
+def _node_text(assets: Assets) -> str:
+    if not assets.node:
+        return ""
+    lockfile = assets.js_lockfile
     text = (
-        f"Assets: the app has {found}. This config does not precompile them: imgbuild.yaml "
-        "has no assets setting yet (docs/config.md). Until it does, run `RAILS_ENV=production "
-        "bin/rails assets:precompile` before `imgbuild app`, so public/assets ships with the "
-        "source (in a layer of its own, app.bulk), and keep public/assets out of .dockerignore."
+        " With package.json, the JavaScript build needs Node: the precompile stage gets Debian's "
+        "nodejs"
     )
-    if assets.node:
-        text += node.replace("needs Node;", "needs Node, which no imgbuild image has;")
-    return comment(text, "  ")
+    if lockfile == "yarn.lock":
+        text += " and yarnpkg, and runs `yarn install --frozen-lockfile`"
+    elif lockfile == "package-lock.json":
+        text += " and npm, and runs `npm ci`"
+    elif lockfile is not None:
+        text += (
+            f", but Debian has no pnpm or bun to install {lockfile}'s packages: set "
+            "app.assets.command to install and precompile, and app.assets.packages to what that "
+            "needs"
+        )
+    else:
+        text += (
+            ", and with no lockfile installs nothing (it uses node_modules as .dockerignore "
+            "leaves it): commit a lockfile"
+        )
+    return text + "; node_modules stays out of the app image."
 
 
 def _dockerignore(d: Detection) -> list[str]:

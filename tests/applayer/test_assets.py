@@ -322,12 +322,14 @@ def test_a_rails_app_builds_on_its_assets_image(tmp_path: Path) -> None:
     assert app.build_args["BASE_IMAGE"] == app.bulk.image
     assert app.assets.image.startswith(f"{app.repository}:assets-")
     # The app's context: no node_modules, no local public/assets, neither in the key's files.
-    assert app.ignore[-4:-1] == ("*.md", "node_modules", "public/assets")
+    # (After the app's .dockerignore, imgbuild's app Dockerfile leaves out tmp/, log/, storage/.)
+    runtime = layers.RUNTIME_PATTERNS
+    assert app.ignore[-4 - len(runtime) : -1] == ("*.md", *runtime, "node_modules", "public/assets")
     assert "file:app/models/user.rb" in app.inputs
     assert not [k for k in app.inputs if k.startswith(("file:node_modules", "file:public/"))]
     # The precompile's context: the app's ignores, no stale output; the local node_modules stay
     # (no lockfile: nothing installs them).
-    assert app.assets.ignore[-2:] == ("*.md", "public/assets")
+    assert app.assets.ignore[-2 - len(runtime) :] == ("*.md", *runtime, "public/assets")
 
 
 def test_a_ruby_edit_keeps_the_assets_a_stylesheet_or_gemfile_lock_edit_moves_them(
@@ -409,7 +411,8 @@ def test_the_assets_dockerfile_is_staged_beside_its_ignore_file(tmp_path: Path) 
     )
     assert path.read_text() == app.assets.dockerfile
     ignore = (path.parent / "Dockerfile.dockerignore").read_text().splitlines()
-    assert ignore[-2:] == ["*.md", "public/assets"]
+    runtime = list(layers.RUNTIME_PATTERNS)
+    assert ignore[-2 - len(runtime) :] == ["*.md", *runtime, "public/assets"]
     assert "node_modules" not in ignore
 
 

@@ -114,3 +114,51 @@ def test_an_app_that_ignores_its_lockfile_is_an_input_error(shop: Config) -> Non
     edit(shop, ".dockerignore", "*.md\nGemfile.lock\n")
     with pytest.raises(InputError, match=r"excludes Gemfile\.lock"):
         layers.chain(shop)
+
+
+# Rails' own .dockerignore keeps these .keep files; `COPY . /app/` would then give the
+# directories (made for the app user by imgbuild's base image) back to root.
+RAILS_KEEPS = (
+    "/log/*\n/tmp/*\n!/log/.keep\n!/tmp/.keep\n/tmp/pids/*\n!/tmp/pids/.keep\n"
+    "/storage/*\n!/storage/.keep\n"
+)
+RUNTIME_FILES = ("log/.keep", "tmp/.keep", "tmp/pids/.keep", "storage/.keep", "storage/db.sqlite3")
+
+
+def with_runtime_files(config: Config) -> Config:
+    edit(config, ".dockerignore", "*.md\n" + RAILS_KEEPS)
+    for rel in RUNTIME_FILES:
+        (config.app.context / rel).parent.mkdir(parents=True, exist_ok=True)
+        edit(config, rel, "")
+    return config
+
+
+def test_imgbuilds_app_dockerfile_leaves_tmp_log_and_storage_out(shop: Config) -> None:
+    app = layers.chain(with_runtime_files(shop))[2]
+    assert not [name for name in app.inputs if name.startswith(("file:tmp", "file:log", "file:st"))]
+    # After the app's own patterns, in the ignore file BuildKit reads: no `!` line comes later.
+    assert app.ignore[-len(layers.RUNTIME_PATTERNS) :] == layers.RUNTIME_PATTERNS
+    assert layers.RUNTIME_PATTERNS == ("tmp", "tmp/**", "log", "log/**", "storage", "storage/**")
+    assert "file:app.rb" in app.inputs
+
+
+def test_an_app_dockerfile_of_its_own_gets_the_runtime_dirs_as_dockerignore_says(
+    shop: Config,
+) -> None:
+    """The Dockerfile Rails generates chowns tmp/, log/ and storage/ after its copy."""
+    (shop.app.context / "Dockerfile.app").write_text("FROM ${BASE_IMAGE}\nCOPY . /app/\n")
+    own = dataclasses.replace(
+        shop, app=dataclasses.replace(shop.app, dockerfile=shop.app.context / "Dockerfile.app")
+    )
+    app = layers.chain(with_runtime_files(own))[2]
+    kept = {name.removeprefix("file:") for name in app.inputs if name.startswith("file:")}
+    assert {"log/.keep", "tmp/.keep", "tmp/pids/.keep", "storage/.keep"} <= kept
+    assert "storage/db.sqlite3" not in kept
+    assert not set(layers.RUNTIME_PATTERNS) & set(app.ignore[-4:])
+
+
+def test_nothing_under_the_runtime_dirs_moves_the_app_key(shop: Config) -> None:
+    before = keys(with_runtime_files(shop))
+    # A file the app's .dockerignore re-includes: not in the image, so not in the key.
+    assert keys(edit(shop, "storage/.keep", "now with content\n")) == before
+    assert keys(edit(shop, "app.rb", "puts 1\n"))["app"] != before["app"]

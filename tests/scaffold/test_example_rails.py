@@ -1,6 +1,6 @@
 """`imgbuild init` on a copy of examples/rails without its imgbuild.yaml: what it writes covers
 what the example's own, hand-written config says the app needs (no Docker here; building and
-booting the written config is the chain's integration tests' job)."""
+booting the written config is tests/test_rails_init.py's job)."""
 
 from __future__ import annotations
 

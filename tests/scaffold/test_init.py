@@ -14,9 +14,9 @@ from rails_apps import rails_app
 
 from buildkit.config import loading, schema, yamlsrc
 from buildkit.errors import ConfigError, InputError
-from buildkit.scaffold import detect as detectmod
 from buildkit.scaffold import render as rendermod
 from buildkit.scaffold import write as writemod
+from buildkit.source.dockerignore import IgnoreRules
 
 RAILS_PUMA_RB = 'port ENV.fetch("PORT", 3000)\n'
 BIN_RAILS = {"bin/rails": "#!/usr/bin/env ruby\n"}
@@ -393,21 +393,82 @@ def test_running_from_the_app_directory_with_a_relative_path(
     assert result.detection.name == "shop"
 
 
-@pytest.mark.parametrize("layer_exists", [True, False])
-def test_assets_comment_follows_the_config_keys(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layer_exists: bool
-) -> None:
-    """Only keys the loader knows: the assets layer's `app.assets` is named only once it exists."""
-    if layer_exists:
-        monkeypatch.setitem(schema.KEYS["app"], "assets", {"precompile": None})
-    else:
-        monkeypatch.delitem(schema.KEYS["app"], "assets", raising=False)
+def _flat(text: str) -> str:
+    return " ".join(re.sub(r"^\s*#\s*", "", line) for line in text.splitlines())
+
+
+def test_assets_comment_says_imgbuild_precompiles_them(tmp_path: Path) -> None:
+    """app.assets is on by default for such an app (auto): the comment says so, and the file
+    keeps the defaults (no `assets:` key)."""
+    root = rails_app(
+        tmp_path / "app", gems=("rails", "propshaft"), files={**BIN_RAILS, "app/assets/x.css": ""}
+    )
+    result = init(root)
+    assert result.detection.assets.precompiles
+    flat = _flat(result.text)
+    assert "Assets: the app has app/assets (propshaft), so imgbuild precompiles them" in flat
+    assert "keyed on the asset inputs (app.assets.inputs) only" in flat
+    assert "\n  assets:" not in result.text
+    config = loading.resolve(result.path, env={})
+    assert config.app.assets == loading.AssetsConfig()
+
+
+def test_assets_comment_when_auto_would_not_turn_on(tmp_path: Path) -> None:
+    """No bin/rails (or only package.json): app.assets stays off unless the file says true."""
     root = rails_app(tmp_path / "app", files={"app/assets/x.css": ""})
-    text = rendermod.render(detectmod.detect(root))
-    flat = " ".join(line.strip().lstrip("# ") for line in text.splitlines())
-    assert ("as app.assets says" in flat) is layer_exists
-    assert ("has no assets setting yet" in flat) is not layer_exists
-    assert "\n  assets:" not in text
+    result = init(root)
+    assert not result.detection.assets.precompiles
+    flat = _flat(result.text)
+    assert "turns on by itself only with bin/rails" in flat
+    assert "`precompile: true`" in flat
+    assert "\n  assets:" not in result.text
+
+
+@pytest.mark.parametrize(
+    ("lockfile", "says"),
+    [
+        ("yarn.lock", "yarnpkg, and runs `yarn install --frozen-lockfile`"),
+        ("package-lock.json", "npm, and runs `npm ci`"),
+        ("pnpm-lock.yaml", "Debian has no pnpm or bun to install pnpm-lock.yaml's packages"),
+        (None, "with no lockfile installs nothing"),
+    ],
+)
+def test_assets_comment_on_node(tmp_path: Path, lockfile: str | None, says: str) -> None:
+    files = {**BIN_RAILS, "app/javascript/application.js": "", "package.json": "{}"}
+    if lockfile:
+        files[lockfile] = ""
+    flat = _flat(init(rails_app(tmp_path / "app", files=files)).text)
+    assert "the JavaScript build needs Node: the precompile stage gets Debian's nodejs" in flat
+    assert says in flat
+    assert "node_modules stays out of the app image" in flat
+
+
+@pytest.mark.parametrize("tailwind_config", [False, True])
+def test_tailwind_apps_get_their_views_as_asset_inputs(
+    tmp_path: Path, tailwind_config: bool
+) -> None:
+    """Tailwind writes CSS for the classes it finds in views, helpers and JavaScript: an edit
+    there must move the assets key, so init writes app.assets.inputs = the defaults + those."""
+    files = {**BIN_RAILS, "app/assets/tailwind/application.css": "", "app/views/x.html.erb": ""}
+    if tailwind_config:
+        files["config/tailwind.config.js"] = "module.exports = {}\n"
+    root = rails_app(
+        tmp_path / "app", gems=("rails", "propshaft", "tailwindcss-rails"), files=files
+    )
+    result = init(root)
+    added = ("app/views", "app/helpers") + (
+        ("config/tailwind.config.js",) if tailwind_config else ()
+    )
+    config = loading.resolve(result.path, env={})
+    assert config.app.assets.inputs == (*loading.DEFAULT_ASSET_INPUTS, *added)
+    assert "app/javascript" in loading.DEFAULT_ASSET_INPUTS  # Tailwind scans it too
+    matcher = IgnoreRules(config.app.assets.inputs)
+    assert matcher.is_ignored("app/views/pages/home.html.erb")
+    assert matcher.is_ignored("app/helpers/pages_helper.rb")
+    assert not matcher.is_ignored("app/controllers/pages_controller.rb")
+    flat = _flat(result.text)
+    assert "Tailwind (tailwindcss-rails) writes the CSS for the class names it finds in" in flat
+    assert "\n  assets:\n    inputs:\n      - app/assets\n" in result.text
 
 
 @pytest.mark.parametrize(
