@@ -10,25 +10,20 @@ demo`'s images are neither reused nor replaced.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import shutil
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, DevEnv, Project, layers_by_name
+from tests.rails_fixtures import HTTPS, RAILS_EXAMPLE, STYLESHEET, get, wait_until_up
 from tests.test_chain_integration import docker, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-RAILS_EXAMPLE = REPO / "examples" / "rails"
-HTTPS = {"X-Forwarded-Proto": "https"}  # what a TLS-terminating load balancer sends
-STYLESHEET = re.compile(r'<link rel="stylesheet" href="(/assets/application-[0-9a-f]+\.css)"')
 
 
 @pytest.fixture
@@ -47,31 +42,6 @@ def rails(tmp_path: Path, dev: DevEnv) -> Project:
     project = Project(root=root, cache_dir=tmp_path / "cache", dev=dev, name="rails-test")
     project.edit_config("name: rails-demo\n", "name: rails-test\n")
     return project
-
-
-def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """One request, redirects not followed: (status, content type, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.getheader("Content-Type", ""), response.read().decode()
-    finally:
-        conn.close()
-
-
-def wait_until_up(port: int, container: str, deadline_s: float = 90.0) -> None:
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            get(port, "/up")
-            return
-        except OSError:
-            if time.monotonic() > end:
-                logs = docker("logs", container, check=False)
-                tail = (logs.stdout + logs.stderr)[-3000:]
-                pytest.fail(f"Puma did not answer in {deadline_s:.0f} s:\n{tail}")
-            time.sleep(0.25)  # Puma is booting Rails
 
 
 def test_rails_example_builds_boots_and_ships_only_the_app(rails: Project) -> None:
