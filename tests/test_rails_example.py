@@ -20,7 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, DevEnv, Project, layers_by_name
-from tests.rails_fixtures import HTTPS, RAILS_EXAMPLE, STYLESHEET, get, wait_until_up
+from tests.rails_fixtures import (
+    RAILS_EXAMPLE,
+    assert_serves_the_example,
+    get,
+    wait_until_up,
+)
 from tests.test_chain_integration import docker, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -57,19 +62,9 @@ def test_rails_example_builds_boots_and_ships_only_the_app(rails: Project) -> No
     ).stdout.strip()  # fmt: skip
     try:
         wait_until_up(port, container)
-        # Rails' health check, in plain HTTP (production.rb exempts it from force_ssl).
-        assert get(port, "/up")[0] == 200
-        # Everything else is behind force_ssl: 301 without the load balancer's header.
+        # Everything but /up is behind force_ssl: 301 without the load balancer's header.
         assert get(port, "/")[0] == 301
-        status, _, page = get(port, "/", HTTPS)
-        assert status == 200, page[-2000:]
-        assert "<h1>Pages#home</h1>" in page
-        link = STYLESHEET.search(page)
-        assert link, page
-        status, content_type, css = get(port, link.group(1), HTTPS)
-        assert status == 200
-        assert content_type.startswith("text/css")
-        assert "#b3261e" in css  # the example's own rule, precompiled
+        assert_serves_the_example(port)  # /up, the page and its stylesheet: 200
         # Puma (PID 1, through `exec`) runs with jemalloc preloaded (the app image's LD_PRELOAD).
         maps = docker("exec", container, "cat", "/proc/1/maps").stdout
         assert "libjemalloc.so" in maps

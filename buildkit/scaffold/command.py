@@ -67,29 +67,12 @@ def read_procfile(path: Path) -> dict[str, str]:
 def detect(root: Path, gems: frozenset[str]) -> Command:
     processes = read_procfile(root / "Procfile")
     web = processes.pop("web", None)
-    fallback_command, fallback_source = _default_command(root, gems)
     if web is None:
-        port, port_source = _port(root, fallback_command)
-        return Command(
-            command=fallback_command,
-            source=fallback_source,
-            port=port,
-            port_source=port_source,
-            processes=processes,
-        )
+        return _fallback(root, gems, processes)
     port, port_source = _port(root, web)
     words, rewrites, rejected = to_words(web, port)
     if words is None:
-        port, port_source = _port(root, fallback_command)
-        return Command(
-            command=fallback_command,
-            source=fallback_source,
-            port=port,
-            port_source=port_source,
-            procfile_web=web,
-            rejected=rejected,
-            processes=processes,
-        )
+        return _fallback(root, gems, processes, procfile_web=web, rejected=rejected)
     return Command(
         command=words,
         source="Procfile (web)",
@@ -97,6 +80,28 @@ def detect(root: Path, gems: frozenset[str]) -> Command:
         port_source=port_source,
         procfile_web=web,
         rewrites=rewrites,
+        processes=processes,
+    )
+
+
+def _fallback(
+    root: Path,
+    gems: frozenset[str],
+    processes: dict[str, str],
+    *,
+    procfile_web: str | None = None,
+    rejected: str | None = None,
+) -> Command:
+    """The default command (no usable Procfile web: line) and the port it listens on."""
+    command, source = _default_command(root, gems)
+    port, port_source = _port(root, command)
+    return Command(
+        command=command,
+        source=source,
+        port=port,
+        port_source=port_source,
+        procfile_web=procfile_web,
+        rejected=rejected,
         processes=processes,
     )
 
