@@ -84,6 +84,36 @@ class ServerError(ImgbuildError):
     exit_code = 13
 
 
+class TestsFailedError(ImgbuildError):
+    """`imgbuild verify`: the app's tests ran and failed (the message names the failed tests)."""
+
+    exit_code = 14
+
+
+class SmokeCheckError(ImgbuildError):
+    """`imgbuild verify`: the app image started but did not answer as declared, or exited."""
+
+    exit_code = 15
+
+
+class ServiceImageError(ImgbuildError):
+    """`imgbuild verify`: a service image is neither in the daemon nor pullable."""
+
+    exit_code = 16
+
+
+class NotReadyError(ImgbuildError):
+    """`imgbuild verify`: a service or the app did not become ready within its timeout."""
+
+    exit_code = 17
+
+
+class TestCommandError(ImgbuildError):
+    """`imgbuild verify`: the test command does not exist or cannot run in the test image."""
+
+    exit_code = 18
+
+
 class Interrupted(ImgbuildError):
     """SIGINT/SIGTERM: exit 128 + signal number, after atomic writes finished or were dropped."""
 

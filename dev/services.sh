@@ -2,7 +2,8 @@
 # Idempotent bring-up of what imgbuild's demo and tests need on a Debian 12 or 13 machine:
 #   Docker engine (+ buildx), a registry on loopback, the base OS image in that registry,
 #   the Ruby release tarball and ruby-build, both from Debian's archive (no other network needed),
-#   and the Rails example's gems in examples/rails/vendor/cache, made from Debian's archive too.
+#   the Rails example's gems in examples/rails/vendor/cache, made from Debian's archive too, and
+#   PostgreSQL and Redis service images for `imgbuild verify` (built from Debian's packages).
 # A second run only checks and takes seconds. Everything lives under $IMGBUILD_DEV_HOME.
 set -euo pipefail
 
@@ -194,6 +195,12 @@ EOF
   say "base image $BASE_REF ready"
 fi
 
+# --- 6b. service images for `imgbuild verify` (dev/service-images.sh) ----------------------------
+# PostgreSQL and Redis from Debian's packages on the base OS image (Docker Hub's are out of reach).
+# shellcheck source=dev/service-images.sh
+source "$(dirname "$0")/service-images.sh"
+service_images_up
+
 # --- 7. Ruby source and ruby-build from Debian's archive -----------------------------------------
 RUBY_DIR="$DEV_HOME/ruby"
 if ! ls "$RUBY_DIR"/ruby-"$RUBY_SERIES".*.tar.gz >/dev/null 2>&1; then
@@ -229,6 +236,8 @@ export IMGBUILD_DEV_RUBY_VERSION=$ruby_ver
 export IMGBUILD_DEV_RUBY_TARBALL=$ruby_tgz
 export IMGBUILD_DEV_RUBY_BUILD=$DEV_HOME/ruby-build
 export IMGBUILD_DEV_ENGINE26_HOST=$E26_HOST
+export IMGBUILD_DEV_POSTGRES_IMAGE=$SERVICE_POSTGRES_IMAGE
+export IMGBUILD_DEV_REDIS_IMAGE=$SERVICE_REDIS_IMAGE
 EOF
 mv "$DEV_HOME/env.tmp" "$DEV_HOME/env"
 

@@ -128,6 +128,33 @@ def test_rails_example_builds_boots_and_ships_only_the_app(rails: Project) -> No
     assert any("pages_controller.rb" in reason for reason in second["app"]["reasons"])
 
 
+def test_rails_example_passes_the_smoke_check_with_its_secret_from_the_environment(
+    rails: Project,
+) -> None:
+    """`imgbuild verify` boots the production image with SECRET_KEY_BASE from the environment
+    (examples/rails/imgbuild.yaml: verify.secrets) and gets 200 from Rails' /up; the secret
+    reaches neither the output nor the image."""
+    secret = f"rails-verify-{uuid.uuid4().hex}"
+    missing = rails.run("verify", "--smoke-only", extra_env={"SECRET_KEY_BASE": ""})
+    assert missing.returncode == 4, missing.stderr[-2000:]
+    assert "verify.secrets.SECRET_KEY_BASE" in missing.stderr
+
+    out = rails.root / "verify-out"
+    result = rails.run(
+        "verify", "--smoke-only", "--out", str(out), "--json",
+        extra_env={"SECRET_KEY_BASE": secret},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-4000:]
+    smoke = json.loads(result.stdout)["verify"]["smoke"]
+    assert (smoke["check"], smoke["status"]) == ("GET /up", 200)
+    assert secret not in result.stdout + result.stderr
+    assert secret not in (out / "app.log").read_text()
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", smoke["image"])
+    assert secret not in history.stdout
+    assert "SECRET_KEY_BASE" not in docker("image", "inspect", smoke["image"]).stdout
+
+
 def test_rails_example_gems_match_the_lockfile() -> None:
     """vendor/cache holds exactly the .gem files of Gemfile.lock, byte for byte what
     dev/rails-gems.sha256 records (Ruby's default gems need none)."""

@@ -171,7 +171,13 @@ def base_spec(
 def _bundle_cache_key(config: Config, parent: LayerSpec) -> str:
     """Where in the shared gem cache mount this app's gems live: per app, Ruby and build libs."""
     packages = hashlib.sha256(" ".join(config.base.build_packages).encode()).hexdigest()[:8]
-    return f"{config.name.replace('/', '_')}-{parent.tag}-{packages}"
+    key = f"{config.name.replace('/', '_')}-{parent.tag}-{packages}"
+    # Another set of groups (verify's test variant) gets a cache of its own: `bundle clean` in
+    # one would otherwise remove the other's gems each time.
+    if config.base.bundle_without != ("development", "test"):
+        groups = hashlib.sha256(":".join(config.base.bundle_without).encode()).hexdigest()[:6]
+        key += f"-w{groups}"
+    return key
 
 
 #: Where Rails writes at run time. imgbuild's base image creates them for the app user; with

@@ -1,7 +1,8 @@
 """The `imgbuild` command: thin typer wrappers over the pipeline; errors become exit codes here.
 
 Exit codes: 0 ok, 2 usage, 3 config, 4 input, 5 daemon, 6 BuildKit, 7 build, 8 registry, 9 push,
-10 size regression, 11 AWS, 12 missing program, 13 server, 70 internal bug (or a server
+10 size regression, 11 AWS, 12 missing program, 13 server, 14 tests failed, 15 smoke check,
+16 service image, 17 not ready, 18 test command, 70 internal bug (or a server
 worker lost), 130/143 interrupted.
 """
 
@@ -15,15 +16,16 @@ from typing import Annotated
 import typer
 
 from buildkit import log
-from buildkit.chain.model import RunOptions
+from buildkit.chain.model import LayerOutcome, RunOptions
 from buildkit.cli import codebuild as cli_codebuild
 from buildkit.cli import ecr as cli_ecr
 from buildkit.cli import init as cli_init
 from buildkit.cli import report as cli_report
 from buildkit.cli import server as cli_server
+from buildkit.cli import verify as cli_verify
 from buildkit.cli.options import ConfigOpt, Globals, JsonOpt, RegistryOpt, ReleaseTagsOpt, resolve
 from buildkit.config import loading as configmod
-from buildkit.errors import INTERNAL_ERROR_EXIT, ImgbuildError, Interrupted
+from buildkit.errors import INTERNAL_ERROR_EXIT, ConfigError, ImgbuildError, Interrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -58,6 +60,13 @@ def _layer_command(layer: str) -> None:
             bool, typer.Option("--no-cache", help=f"Rebuild the {layer} image without any cache.")
         ] = False,
         release_tags: ReleaseTagsOpt = None,
+        verify: Annotated[
+            bool,
+            typer.Option(
+                "--verify",
+                help="app only: run `imgbuild verify` on the new image before anything is pushed.",
+            ),
+        ] = False,
         as_json: JsonOpt = False,
         config: ConfigOpt = None,
         registry: RegistryOpt = None,
@@ -65,12 +74,20 @@ def _layer_command(layer: str) -> None:
         from buildkit import reports
         from buildkit.run import pipeline
 
+        if verify and layer != "app":
+            raise ConfigError(
+                f"--verify checks the app image; use it with `imgbuild app`, not {layer}"
+            )
         resolved = resolve(ctx, config, registry)
         timer = log.Timer()
         options = RunOptions(target=layer, push=push, no_cache=no_cache, release_tags=release_tags)
         phases: dict[str, float] = {}
-        outcomes = pipeline.run(resolved, options, phases)
-        data = reports.after_run(resolved, outcomes, timer.seconds, phases=phases)
+        verified = None
+        if verify:
+            outcomes, verified = _verify_then_push(resolved, options, phases)
+        else:
+            outcomes = pipeline.run(resolved, options, phases)
+        data = reports.after_run(resolved, outcomes, timer.seconds, phases=phases, verify=verified)
         if as_json:
             print(json.dumps(data, indent=2))
 
@@ -78,11 +95,40 @@ def _layer_command(layer: str) -> None:
     app.command(name=layer)(command)
 
 
+def _verify_then_push(
+    config: configmod.Config, options: RunOptions, phases: dict[str, float]
+) -> tuple[list[LayerOutcome], dict[str, object]]:
+    """Build without pushing, verify the image, then push: a failed verify pushes nothing and
+    moves no tag. The outcomes are the build's, with the push's digests and times."""
+    import dataclasses
+
+    from buildkit.cli.verify import default_out_dir
+    from buildkit.run import pipeline
+    from buildkit.run import verify as verifymod
+
+    built = pipeline.run(config, dataclasses.replace(options, push=False), phases)
+    result = verifymod.verify(
+        config,
+        verifymod.VerifyOptions(
+            out_dir=default_out_dir(config), app_image=built[-1].plan.spec.image, push=options.push
+        ),
+    )
+    if not options.push:
+        return built, result.as_json()
+    pushed = pipeline.run(config, dataclasses.replace(options, no_cache=False), phases)
+    for before, after in zip(built, pushed, strict=True):
+        after.built, after.forced = before.built, before.forced
+        after.build_seconds, after.steps = before.build_seconds, before.steps
+        after.snapshot = before.snapshot
+    return pushed, result.as_json()
+
+
 # Registration order is the order of `imgbuild --help`: commands (init, ruby, base, app, report,
-# promote, plan), then groups (size, codebuild, ecr, server).
+# promote, plan, verify), then groups (size, codebuild, ecr, server).
 cli_init.register(app)
 for _layer in configmod.LAYERS:
     _layer_command(_layer)
+cli_verify.register(app)
 for _group in (cli_report, cli_codebuild, cli_ecr, cli_server):
     _group.register(app)
 

@@ -4,6 +4,9 @@ All three install imgbuild, run the preflight, set DOCKER_BUILDKIT=1 and publish
 JUnit file through a `reports` group. Only the main buildspec moves release tags; the batch one
 lets the preflight decide from the webhook trigger. Paths in a buildspec are relative to the
 repository root, which is where CodeBuild runs the commands.
+
+With a `verify:` section the app is built with `--verify` (verified before anything is pushed)
+and a second `reports` group publishes verify's JUnit; without one the output is unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from buildkit.errors import CommandNotFoundError, ConfigError
 
 KINDS = ("pr", "main", "batch")
 SIZE_REPORT = "size.xml"
+#: Where `imgbuild verify` writes its JUnit under $IMGBUILD_REPORT_DIR (cli.verify.default_out_dir).
+VERIFY_REPORT_DIR = f"{runtime.DEFAULT_REPORT_DIR}/verify"
+TESTS_REPORT = "tests"
+#: Set on the batch graph's app entry only: ruby and base reject --verify.
+VERIFY_ENV = "IMGBUILD_VERIFY"
 _DESCRIPTIONS = {
     "pr": "pull requests: build and push the chain without moving release tags, check sizes",
     "main": "the release branch: build and push the chain, move the release tags",
@@ -70,20 +78,43 @@ def path_in_repo(config: Config, kind: str) -> str:
     return f"{config.codebuild.buildspec_dir}/{filename(kind)}"
 
 
+def tests_report_key(config: Config) -> str:
+    """The `reports` key of verify's JUnit: `tests`, unless the size group already took it."""
+    taken = config.codebuild.report_group == TESTS_REPORT
+    return f"verify-{TESTS_REPORT}" if taken else TESTS_REPORT
+
+
+def report_keys(config: Config) -> dict[str, str]:
+    """The buildspec's `reports` keys by what they publish: "size", and "tests" with verify."""
+    keys = {"size": config.codebuild.report_group}
+    if config.verify.declared:
+        keys["tests"] = tests_report_key(config)
+    return keys
+
+
 def _imgbuild(*args: str) -> str:
     return " ".join(('imgbuild -c "$IMGBUILD_CONFIG"', *args))
 
 
-def _build_commands(kind: str) -> list[str]:
-    result = '--json > "$IMGBUILD_REPORT_DIR/build.json"'
-    if kind == "pr":
-        build = _imgbuild("app --push --no-release-tags", result)
-    elif kind == "main":
-        build = _imgbuild("app --push", result)
+def _build(kind: str, verify: bool) -> str:
+    """The build command; with verify it builds, verifies, and pushes only a verified image."""
+    if kind == "batch":
+        # Unquoted on purpose: it expands to nothing on the ruby and base entries.
+        flag = f"${{{VERIFY_ENV}:+--verify}}"
+        args = ['"$IMGBUILD_LAYER" --push "$IMGBUILD_RELEASE_TAGS"']
     else:
-        build = _imgbuild('"$IMGBUILD_LAYER" --push "$IMGBUILD_RELEASE_TAGS"', result)
+        flag = "--verify"
+        args = ["app --push"]
+    if verify:
+        args.append(flag)
+    if kind == "pr":
+        args.append("--no-release-tags")
+    return _imgbuild(*args, '--json > "$IMGBUILD_REPORT_DIR/build.json"')
+
+
+def _build_commands(kind: str, verify: bool) -> list[str]:
     return [
-        build,
+        _build(kind, verify),
         _imgbuild('codebuild exports "$IMGBUILD_REPORT_DIR/build.json"'),
         f'. "$IMGBUILD_REPORT_DIR/{runtime.EXPORTS_FILE}"',
     ]
@@ -98,8 +129,9 @@ def document(config: Config, kind: str) -> dict[str, Any]:
     """One buildspec as plain data (what `render` dumps as YAML)."""
     settings = config.codebuild
     doc: dict[str, Any] = {"version": 0.2}
+    verify = config.verify.declared
     if kind == "batch":
-        doc["batch"] = _batch()
+        doc["batch"] = _batch(verify)
     doc["env"] = {
         "shell": "bash",
         "variables": {
@@ -118,30 +150,47 @@ def document(config: Config, kind: str) -> dict[str, Any]:
                 f'. "$IMGBUILD_REPORT_DIR/{runtime.CONTEXT_FILE}"',
             ]
         },
-        "build": {"on-failure": "ABORT", "commands": _build_commands(kind)},
+        "build": {"on-failure": "ABORT", "commands": _build_commands(kind, verify)},
         "post_build": {
             "commands": [_size_check(kind)],
             "finally": ['ls -l "$IMGBUILD_REPORT_DIR"'],
         },
     }
-    doc["reports"] = {
-        settings.report_group: {
+    doc["reports"] = _reports(config)
+    return doc
+
+
+def _reports(config: Config) -> dict[str, Any]:
+    keys = report_keys(config)
+    reports: dict[str, Any] = {
+        keys["size"]: {
             "files": [SIZE_REPORT],
             "base-directory": runtime.DEFAULT_REPORT_DIR,
             "file-format": "JUNITXML",
         }
     }
-    return doc
+    if "tests" in keys:
+        # Keep paths: the app's JUnit files are copied out under tests/ with their own names.
+        reports[keys["tests"]] = {
+            "files": ["**/*.xml"],
+            "base-directory": VERIFY_REPORT_DIR,
+            "file-format": "JUNITXML",
+            "discard-paths": "no",
+        }
+    return reports
 
 
-def _batch() -> dict[str, Any]:
+def _batch(verify: bool) -> dict[str, Any]:
     graph: list[dict[str, Any]] = []
     previous: str | None = None
     for layer in runtime.LAYERS:
         entry: dict[str, Any] = {"identifier": layer}
         if previous:
             entry["depend-on"] = [previous]
-        entry["env"] = {"variables": {"IMGBUILD_LAYER": layer}}
+        variables = {"IMGBUILD_LAYER": layer}
+        if verify and layer == "app":
+            variables[VERIFY_ENV] = "1"
+        entry["env"] = {"variables": variables}
         graph.append(entry)
         previous = layer
     return {"fast-fail": True, "build-graph": graph}

@@ -46,6 +46,13 @@ def _logical(kind: str, suffix: str) -> str:
     return f"{kind.capitalize()}{suffix}"
 
 
+def _report_group_logical(group: project.ReportGroupSpec) -> str:
+    """Named by what the group holds: the size group keeps its `<Kind>ReportGroup` of old, and a
+    key such as `verify-tests` is no valid logical ID."""
+    prefix = "" if group.publishes == "size" else group.publishes.capitalize()
+    return _logical(group.kind, f"{prefix}ReportGroup")
+
+
 def _project_resource(spec: project.ProjectSpec) -> dict[str, Any]:
     props = properties(spec.params)
     if spec.webhook is not None:
@@ -91,10 +98,10 @@ def template(config: Config) -> dict[str, Any]:
         outputs[_logical(spec.kind, "ProjectName")] = {
             "Value": {"Ref": _logical(spec.kind, "Project")}
         }
-    for kind, name in zip(project.kinds(config), project.report_group_names(config), strict=True):
-        resources[_logical(kind, "ReportGroup")] = {
+    for group in project.report_groups(config):
+        resources[_report_group_logical(group)] = {
             "Type": "AWS::CodeBuild::ReportGroup",
-            "Properties": properties(project.report_group(name)),
+            "Properties": properties(project.report_group(group.name)),
         }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",

@@ -2,8 +2,9 @@
 
 Projects: `<project>-pr` (pull-request webhook), `<project>-main` (push to the release branch) and,
 with `batch: true`, `<project>-batch` (a build-graph batch, started by hand or by a schedule).
-Report groups are named `<codebuild project>-<report_group>`, the name CodeBuild gives the
-buildspec's `reports` group, so builds use them instead of creating their own. `Account` carries
+Report groups are named `<codebuild project>-<reports key>`, the name CodeBuild gives a
+buildspec's `reports` group, so builds use them instead of creating their own: one for the size
+check and, with a `verify:` section, one for the tests, for every project. `Account` carries
 the account, region and partition: real values for the API, `${AWS::…}` for CloudFormation.
 """
 
@@ -68,6 +69,14 @@ class ProjectSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReportGroupSpec:
+    kind: str  # the project's kind: pr, main, batch
+    publishes: str  # what the buildspec puts in it: "size" or "tests" (buildspec.report_keys)
+    key: str  # the buildspec's `reports` key
+    name: str  # `<project>-<kind>-<key>`, as CodeBuild names it
+
+
+@dataclass(frozen=True, kw_only=True)
 class RoleSpec:
     name: str
     assume: dict[str, Any]
@@ -87,8 +96,19 @@ def role_name(config: Config) -> str:
     return f"{config.codebuild.project}-codebuild"
 
 
+def report_groups(config: Config) -> list[ReportGroupSpec]:
+    """Every report group the buildspecs publish to, project by project."""
+    return [
+        ReportGroupSpec(
+            kind=kind, publishes=publishes, key=key, name=f"{project_name(config, kind)}-{key}"
+        )
+        for kind in kinds(config)
+        for publishes, key in buildspec.report_keys(config).items()
+    ]
+
+
 def report_group_names(config: Config) -> list[str]:
-    return [f"{project_name(config, k)}-{config.codebuild.report_group}" for k in kinds(config)]
+    return [group.name for group in report_groups(config)]
 
 
 def role_arn(config: Config, account: Account) -> str:

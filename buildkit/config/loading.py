@@ -19,6 +19,7 @@ from buildkit.config import budgets as budgets_section
 from buildkit.config import codebuild as codebuild_section
 from buildkit.config import ecr as ecr_section
 from buildkit.config import schema
+from buildkit.config import verify as verify_section
 from buildkit.config.yamlsrc import Document, load
 from buildkit.errors import ConfigError, InputError
 
@@ -144,6 +145,7 @@ class Config:
     )
     ecr: ecr_section.EcrSettings = field(default_factory=ecr_section.EcrSettings)
     tags: ecr_section.TagSettings = field(default_factory=ecr_section.TagSettings)
+    verify: verify_section.VerifySettings = field(default_factory=verify_section.VerifySettings)
 
     def layer(self, name: str) -> LayerCommon:
         layer: LayerCommon = {"ruby": self.ruby, "base": self.base, "app": self.app}[name]
@@ -201,7 +203,17 @@ def resolve(
         codebuild=codebuild_section.parse(doc, data.get("codebuild"), root),
         ecr=ecr_section.parse(doc, data.get("ecr"), root),
         tags=ecr_section.parse_tags(doc, data.get("tags")),
+        verify=verify_section.parse(
+            doc, data.get("verify"), root, rails=_is_rails(data, root), present="verify" in data
+        ),
     )
+
+
+def _is_rails(data: Mapping[str, Any], root: Path) -> bool:
+    """The app context has bin/rails (checked before app.context is: a bad one fails there)."""
+    app = data.get("app") if isinstance(data.get("app"), dict) else {}
+    context = (app or {}).get("context", ".")
+    return isinstance(context, str) and (schema.resolve_path(context, root) / "bin/rails").is_file()
 
 
 def _keys() -> dict[str, Any]:
@@ -212,6 +224,7 @@ def _keys() -> dict[str, Any]:
         "codebuild": codebuild_section.KEYS or None,
         "ecr": ecr_section.KEYS,
         "tags": ecr_section.TAG_KEYS,
+        "verify": verify_section.KEYS,
     }
 
 

@@ -158,8 +158,19 @@ def push(ref: str, auth: Mapping[str, str] | None = None) -> str:
         raise PushFailedError(f"{exc}; {hint}") from None
 
 
+def _repository_and_tag(ref: str) -> tuple[str, str | None]:
+    """("host:5000/app", "v1") for host:5000/app:v1; a digest or no tag: (ref, None) or with
+    "latest", as `docker pull` reads it (a `:` before the last `/` is a registry port)."""
+    if "@" in ref:
+        return ref, None
+    name, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        return ref, "latest"
+    return name, tag
+
+
 def _pull_once(ref: str, auth: Mapping[str, str] | None) -> None:
-    repository, _, tag_name = ref.rpartition(":")
+    repository, tag_name = _repository_and_tag(ref)
     _scan(
         client().api.pull(repository, tag=tag_name, stream=True, decode=True, auth_config=auth),
         f"pull {ref}",
@@ -167,10 +178,17 @@ def _pull_once(ref: str, auth: Mapping[str, str] | None) -> None:
 
 
 def pull(ref: str, auth: Mapping[str, str] | None = None) -> None:
+    import docker.errors
+
     try:
         _retrying(4)(_pull_once, ref, auth)
     except _StreamError as exc:
         raise RegistryError(f"{exc}; check the registry and its credentials") from None
+    except docker.errors.APIError as exc:  # the daemon refused at once: unknown image, no access
+        raise RegistryError(
+            f"pull {ref}: {exc.explanation or _short(exc)}; check the name, the registry and "
+            "its credentials"
+        ) from None
 
 
 def untag(ref: str) -> None:

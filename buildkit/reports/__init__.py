@@ -25,16 +25,21 @@ def after_run(
     *,
     phases: Mapping[str, float] | None = None,
     history_file: Path | None = None,
+    verify: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Measure the run's images, append the run to the history, print the table; return the
     --json document: the run summary plus `report` (schema imgbuild.report/v1).
 
     `phases`: run-level seconds the pipeline timed (e.g. {"plan": 0.31}); they are attributed in
     the wall-time breakdown instead of landing in `unattributed`.
+    `verify`: `VerifyResult.as_json()` of the run's verify (`imgbuild app --verify`); the report
+    shows it and keeps it under `report.verify`, the history keeps its summary.
     """
     from buildkit.reports import collect, table
 
-    report = collect.for_run(config, outcomes, seconds, phases=phases, history_path=history_file)
+    report = collect.for_run(
+        config, outcomes, seconds, phases=phases, history_path=history_file, verify=verify
+    )
     table.print_report(report)
     data = summary.run_summary(outcomes, seconds)
     data["report"] = report.as_json()

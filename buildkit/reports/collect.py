@@ -13,7 +13,7 @@ from buildkit.config.budgets import Budget
 from buildkit.config.loading import Config
 from buildkit.errors import ImgbuildError
 from buildkit.reports import baseline as baselines
-from buildkit.reports import gate, history, times
+from buildkit.reports import gate, history, times, verified
 from buildkit.reports.document import (
     SCHEMA,
     Report,
@@ -119,8 +119,11 @@ def for_run(
     *,
     phases: Mapping[str, float] | None = None,
     history_path: Path | None = None,
+    verify: Mapping[str, Any] | None = None,
 ) -> Report:
-    """Measure what a run built or used, time it, and append it to the history."""
+    """Measure what a run built or used, time it, and append it to the history.
+
+    `verify`: the run's `VerifyResult.as_json()`, shown in the report and kept in the history."""
     path = history_path or history.default_path(config)
     records = history.Recent(path)  # parsed newest first, as far back as needed
     config, access = open_registry(config)
@@ -150,7 +153,12 @@ def for_run(
     pushed = pushed_bytes(by_layer, records, [o.plan.spec.name for o in outcomes if o.pushed])
     run = times.from_outcomes(outcomes, seconds, pushed, phases)
     report = Report(
-        **{**report.__dict__, "run": run, "image_times": {t.layer: t for t in run.layers}}
+        **{
+            **report.__dict__,
+            "run": run,
+            "image_times": {t.layer: t for t in run.layers},
+            "verify": verified.parse(verify),
+        }
     )
     report = with_checks(
         report, measurer, gate.evaluate(report.images, baseline, _budgets(config)), explain=False
@@ -183,7 +191,8 @@ def on_demand(
         if found is not None:
             image_times[spec.name] = times.layer_times_from_json(spec.name, found)
     run = _run_that_built(records, specs[-1].name, specs[-1].key)
-    report = replace(report, run=run, image_times=image_times)
+    verify = verified.parse(history.latest_verify(records, specs[-1].name, specs[-1].key))
+    report = replace(report, run=run, image_times=image_times, verify=verify)
     checks = gate.evaluate(report.images, baseline, budgets or _budgets(config))
     return with_checks(report, measurer, checks, explain=explain)
 
@@ -225,4 +234,5 @@ def record(report: Report) -> dict[str, Any]:
         "run": run,
         "images": images,
         "deploy_pull": report.deploy.as_json() if report.deploy else None,
+        "verify": report.verify.compact() if report.verify else None,
     }

@@ -13,6 +13,7 @@ from buildkit.reports.baseline import Baseline
 from buildkit.reports.measure import Measurer
 from buildkit.reports.model import ImageSizes
 from buildkit.reports.times import LayerTimes, RunTimes, layer_times_from_json
+from buildkit.reports.verified import Verify
 
 SCHEMA = "imgbuild.report/v1"
 
@@ -67,6 +68,7 @@ class Report:
     run: RunTimes | None = None
     image_times: Mapping[str, LayerTimes] = field(default_factory=dict)
     checks: tuple[gate.Check, ...] = ()
+    verify: Verify | None = None  # the app image's verify run (`imgbuild app --verify`)
     generated_at: str = field(
         default_factory=lambda: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     )
@@ -103,6 +105,7 @@ class Report:
             "deploy_pull": self.deploy.as_json() if self.deploy else None,
             "run": self.run.as_json() if self.run else None,
             "checks": [check.as_json() for check in self.checks],
+            "verify": self.verify.as_json() if self.verify else None,
         }
 
 

@@ -3,8 +3,8 @@
 Runs append under an flock; every TRIM_SLACK runs the file is rewritten with the newest
 MAX_RECORDS through a temp file and os.replace. A run killed mid-append leaves a torn line, on a
 line of its own, which every reader drops.
-It feeds the trend charts, `imgbuild report --history`, and "the previous app image" of the
-deploy pull delta.
+It feeds the trend charts, `imgbuild report --history`, "the previous app image" of the
+deploy pull delta, and the verify summary `imgbuild report` shows for the current app image.
 """
 
 from __future__ import annotations
@@ -193,6 +193,16 @@ def measured_layers(records: Sequence[Mapping[str, Any]]) -> list[tuple[str | No
             if entry.get("source") == "registry":
                 found += [(x.diff_id, x.uncompressed) for x in image_from_record(entry).layers]
     return found
+
+
+def latest_verify(records: Sequence[Mapping[str, Any]], layer: str, key: str) -> Any:
+    """The verify summary of the newest run that verified `layer` at `key`, or None. Records
+    written before verify was recorded have no `verify` key: they verified nothing."""
+    for record in reversed(records):
+        entry = images_of(record).get(layer)
+        if entry and entry.get("key") == key and record.get("verify"):
+            return record["verify"]
+    return None
 
 
 def latest_times(records: Sequence[Mapping[str, Any]], layer: str, key: str) -> Any:

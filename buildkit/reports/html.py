@@ -13,10 +13,12 @@ from buildkit.reports.history import image_from_record, images_of
 from buildkit.reports.model import CHAIN, CHAIN_LABELS
 from buildkit.reports.svg import Bar, Part, Series, hbars, legend, lines
 from buildkit.reports.times import RunTimes
+from buildkit.reports.verified import Verify
 
 COLORS = {"os": "#64748b", "ruby": "#dc2626", "base": "#d97706", "app": "#2563eb"}
 PUSH, OVERHEAD, CACHED, OTHER = "#7c3aed", "#94a3b8", "#cbd5e1", "#e2e8f0"
 MAX_STEP_BARS = 24
+LISTED_FAILED = 100  # failed tests listed with their messages; the rest are counted
 
 CSS = """
 body{margin:0;background:#f8fafc;color:#111827;font:15px/1.5 system-ui,-apple-system,'Segoe UI',
@@ -54,6 +56,7 @@ def render(report: Report, records: Sequence[Mapping[str, Any]]) -> str:
         _times(report),
         _trend(records),
         _checks(report),
+        _verify(report.verify) if report.verify else "",
         _layers(report),
         "</main></body></html>",
     ]
@@ -262,6 +265,74 @@ def _checks(report: Report) -> str:
         + "".join(rows)
         + "</table></section>"
     )
+
+
+def _verify(verify: Verify) -> str:
+    tests = verify.tests
+    verdict = (
+        "<span class='pass'>passed</span>" if verify.passed else "<span class='fail'>FAIL</span>"
+    )
+    rows = [
+        f"<tr><td>service <code>{escape(name)}</code></td><td class='l'>ready</td>"
+        f"<td>{units.seconds(seconds)}</td></tr>"
+        for name, seconds in verify.services.items()
+    ]
+    if verify.smoke:
+        smoke = verify.smoke
+        image = f" of <code>{escape(smoke.image)}</code>" if smoke.image else ""
+        rows.append(
+            f"<tr><td>smoke check <code>{escape(smoke.check or 'check')}</code>{image}</td>"
+            f"<td class='l'><span class='pass'>{escape(smoke.answer)}</span></td>"
+            f"<td>{units.seconds(smoke.seconds)}</td></tr>"
+        )
+    if tests:
+        counts = (
+            f"{tests.passed} passed, {tests.failures} failed, {tests.errors} errors, "
+            f"{tests.skipped} skipped of {tests.tests}; "
+            + ("did not finish" if tests.exit_code is None else f"exit {tests.exit_code}")
+        )
+        style = "pass" if tests.ok else "fail"
+        rows.append(
+            f"<tr><td>tests <code>{escape(tests.command or 'command')}</code></td>"
+            f"<td class='l'><span class='{style}'>{escape(counts)}</span></td>"
+            f"<td>{units.seconds(tests.seconds)}</td></tr>"
+        )
+    parts = [
+        f"<section><h2>Verify: {verdict}</h2><p class='explain'>The services the app needs, a "
+        "smoke check of the app image, the app's tests in its test variant image; "
+        f"{units.seconds(verify.seconds)} in all.</p>"
+    ]
+    if rows:
+        parts.append(
+            "<table><tr><th>check</th><th class='l'>result</th><th>time</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+    else:
+        parts.append("<p>No smoke check or tests ran.</p>")
+    if tests and tests.failed:
+        listed = tests.failed[:LISTED_FAILED]
+        more = tests.not_passed - len(listed)
+        parts.append(
+            "<h3>Failed tests</h3><table><tr><th>test</th><th class='l'>message</th></tr>"
+            + "".join(
+                f"<tr><td class='wrap'><code>{escape(f.name)}</code></td>"
+                f"<td class='wrap'>{escape(f.message)}</td></tr>"
+                for f in listed
+            )
+            + "</table>"
+            + (f"<p>and {more} more</p>" if more > 0 else "")
+        )
+    files = [("JUnit", p) for p in verify.junit]
+    files += [("unreadable JUnit", p) for p in (tests.unreadable if tests else ())]
+    if files:
+        parts.append(
+            "<ul>"
+            + "".join(f"<li>{label}: <code>{escape(path)}</code></li>" for label, path in files)
+            + "</ul>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _layers(report: Report) -> str:

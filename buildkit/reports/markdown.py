@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from buildkit.reports import units
 from buildkit.reports.document import Report
 from buildkit.reports.model import CHAIN, CHAIN_LABELS
+from buildkit.reports.verified import Verify
+
+#: Failed tests a comment lists with their messages; the rest are counted.
+LISTED_FAILED = 50
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _text(text: str) -> str:
+    """Arbitrary text (a test's failure message) as inert Markdown on one line: no HTML, no
+    emphasis, links or table breaks."""
+    flat = " ".join(text.split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
+
+
+def _code(text: str) -> str:
+    """Arbitrary text as an inline code span, whatever backticks it holds."""
+    flat = " ".join(text.split()) or " "
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def _row(cells: list[str]) -> str:
@@ -91,6 +115,57 @@ def _checks(report: Report) -> list[str]:
     return out
 
 
+def _verify(verify: Verify) -> list[str]:
+    tests = verify.tests
+    if verify.passed:
+        verdict = "✅ passed"
+    elif tests is not None and tests.exit_code is None:
+        verdict = "❌ the tests did not finish"
+    elif tests is not None and tests.not_passed:
+        verdict = f"❌ {tests.not_passed} test(s) failed"
+    else:
+        verdict = f"❌ the tests exited {tests.exit_code if tests else '?'}"
+    out = [f"#### Verify — {verdict}", ""]
+    if verify.services:
+        ready = ", ".join(
+            f"{_code(name)} {units.seconds(seconds)}" for name, seconds in verify.services.items()
+        )
+        out.append(f"- **Services ready:** {ready}")
+    if verify.smoke:
+        smoke = verify.smoke
+        out.append(
+            f"- **Smoke check:** {_code(smoke.check or 'check')} → {smoke.answer} in "
+            f"{units.seconds(smoke.seconds)}" + (f" ({_code(smoke.image)})" if smoke.image else "")
+        )
+    if tests:
+        finished = (
+            "did not finish"
+            if tests.exit_code is None
+            else f"exited {tests.exit_code} in {units.seconds(tests.seconds)}"
+        )
+        out.append(
+            f"- **Tests:** {tests.passed} passed, {tests.failures} failed, {tests.errors} "
+            f"errors, {tests.skipped} skipped of {tests.tests}; "
+            f"{_code(tests.command or 'the test command')} {finished}"
+        )
+    if verify.junit:
+        out.append(f"- **JUnit:** {', '.join(_code(path) for path in verify.junit)}")
+    if tests and tests.unreadable:
+        out.append(f"- **Unreadable JUnit:** {', '.join(_code(p) for p in tests.unreadable)}")
+    if not (verify.smoke or tests):
+        out.append(f"- No smoke check or tests ran ({units.seconds(verify.seconds)}).")
+    if tests and tests.failed:
+        out += ["", "Failed tests:", ""]
+        out += [
+            f"- {_code(f.name)}" + (f": {_text(f.message)}" if f.message else "")
+            for f in tests.failed[:LISTED_FAILED]
+        ]
+        more = tests.not_passed - min(len(tests.failed), LISTED_FAILED)
+        if more > 0:
+            out.append(f"- and {more} more")
+    return out
+
+
 def render(report: Report) -> str:
     failed = [c for c in report.checks if not c.passed and c.skipped is None]
     verdict = f"❌ {len(failed)} size budget(s) exceeded" if failed else "✅ within size budgets"
@@ -119,4 +194,6 @@ def render(report: Report) -> str:
     ]
     if report.image_times:
         lines += ["#### Build times", "", *_times(report), ""]
+    if report.verify:
+        lines += [*_verify(report.verify), ""]
     return "\n".join(lines)

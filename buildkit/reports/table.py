@@ -13,6 +13,10 @@ from rich.text import Text
 from buildkit.reports import units
 from buildkit.reports.document import Report
 from buildkit.reports.model import CHAIN, CHAIN_LABELS
+from buildkit.reports.verified import Verify
+
+#: Failed tests the terminal names; the rest are counted ("and 3 more").
+SHOWN_FAILED = 5
 
 
 def console(stream: TextIO | None = None) -> Console:
@@ -92,6 +96,42 @@ def _wall_line(report: Report) -> str | None:
     return f"wall time {units.seconds(run.wall_seconds)} = {' + '.join(parts)}{ratio}"
 
 
+def verify_lines(verify: Verify) -> list[str]:
+    """`verify: smoke GET /up -> 200 in 3.9s; tests 12 passed, 0 failed (bin/test) in 8.1s;
+    JUnit: <path>`, and a second line naming the failed tests when some failed."""
+    parts = []
+    if verify.smoke:
+        smoke = verify.smoke
+        parts.append(
+            f"smoke {smoke.check or 'check'} -> {smoke.answer} in {units.seconds(smoke.seconds)}"
+        )
+    tests = verify.tests
+    if tests:
+        text = f"tests {tests.passed} passed, {tests.not_passed} failed"
+        if tests.skipped:
+            text += f", {tests.skipped} skipped"
+        text += f" ({tests.command})" if tests.command else ""
+        if tests.exit_code is None:
+            text += f" did not finish in {units.seconds(tests.seconds)}"
+        else:
+            if tests.exit_code != 0:
+                text += f" exited {tests.exit_code}"
+            text += f" in {units.seconds(tests.seconds)}"
+        parts.append(text)
+    if not parts:
+        parts.append(f"no smoke check or tests ran ({units.seconds(verify.seconds)})")
+    if verify.junit:
+        parts.append(f"JUnit: {', '.join(verify.junit)}")
+    lines = [f"verify: {'; '.join(parts)}"]
+    if tests and tests.failed:
+        names = ", ".join(f.name for f in tests.failed[:SHOWN_FAILED])
+        more = tests.not_passed - min(len(tests.failed), SHOWN_FAILED)
+        lines.append(f"verify: failed: {names}" + (f" and {more} more" if more > 0 else ""))
+    if tests and tests.unreadable:
+        lines.append(f"verify: unreadable JUnit: {', '.join(tests.unreadable)}")
+    return lines
+
+
 def print_report(report: Report, stream: TextIO | None = None) -> None:
     out = console(stream)
     if report.images:
@@ -115,3 +155,6 @@ def print_report(report: Report, stream: TextIO | None = None) -> None:
     for check in report.checks:
         if check.skipped is None and not check.passed:
             out.print(Text("size budget exceeded: ", style="bold red") + Text(check.sentence()))
+    if report.verify:
+        for line in verify_lines(report.verify):
+            out.print(line, soft_wrap=True)  # paths stay whole (and clickable) in narrow logs

@@ -15,7 +15,8 @@ import pytest
 from buildkit.codebuild import changes, project
 from buildkit.config import loading as configmod
 from tests.aws_fixtures import ACCOUNT, REGION, aws_env, moto_calls, moto_server  # noqa: F401
-from tests.config.test_codebuild_config import write_config
+from tests.codebuild.test_codebuild_buildspec import VERIFY_SECTION, write_verify_config
+from tests.config.test_codebuild_config import FULL_SECTION, write_config
 
 WRITES = {
     "CreateProject",
@@ -28,6 +29,7 @@ WRITES = {
     "UpdateAssumeRolePolicy",
     "PutRolePolicy",
 }
+KINDS = ("pr", "main", "batch")
 ECR_REPOS = [
     f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/team/shop-{layer}"
     for layer in ("ruby", "base", "app")
@@ -285,3 +287,54 @@ def test_diff_compares_only_what_imgbuild_sets() -> None:
     }
     found = changes.diff(desired, current)
     assert [c.line() for c in found] == ['environment.environmentVariables[B].value: "2" → (unset)']
+
+
+def test_with_verify_apply_creates_the_tests_report_groups_once(
+    tmp_path: Path,
+    moto_calls: list[tuple[str, str]],  # noqa: F811
+) -> None:
+    config = write_verify_config(tmp_path / "shop")
+    first = imgbuild_json(config, "apply", "--yes")
+    created = {c["name"] for c in first["applied"] if c["kind"] == "report group"}
+    assert created == {f"shop-{k}-{g}" for k in ("pr", "main", "batch") for g in ("size", "tests")}
+    arns = [f"arn:aws:codebuild:{REGION}:{ACCOUNT}:report-group/shop-{k}-tests" for k in KINDS]
+    groups = codebuild().batch_get_report_groups(reportGroupArns=arns)["reportGroups"]
+    assert [(g["name"], g["type"]) for g in groups] == [(f"shop-{k}-tests", "TEST") for k in KINDS]
+    moto_calls.clear()
+    second = imgbuild(config, "apply", "--yes")
+    assert second.returncode == 0, second.stderr
+    assert "plan: 0 to create, 0 to update, 13 unchanged" in second.stdout
+    assert not {a for _, a in moto_calls} & WRITES, moto_calls
+
+
+def test_adding_verify_creates_the_tests_groups_and_widens_the_role(shop: Path) -> None:
+    imgbuild_json(shop, "apply", "--yes")
+    shop.write_text(shop.read_text() + VERIFY_SECTION)
+    plan = actions(imgbuild_json(shop, "plan"))
+    assert {k: v for k, v in plan.items() if v != "unchanged"} == {
+        "role policy shop-codebuild/imgbuild-codebuild": "update",
+        **{f"report group shop-{k}-tests": "create" for k in KINDS},
+    }
+    imgbuild_json(shop, "apply", "--yes")
+    iam = boto3.client("iam", region_name=REGION)
+    policy = iam.get_role_policy(RoleName="shop-codebuild", PolicyName="imgbuild-codebuild")
+    reports = next(s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "Reports")
+    assert reports["Resource"] == [
+        f"arn:aws:codebuild:{REGION}:{ACCOUNT}:report-group/shop-{k}-{g}"
+        for k in KINDS
+        for g in ("size", "tests")
+    ]
+    assert set(actions(imgbuild_json(shop, "plan")).values()) == {"unchanged"}
+
+
+def test_report_groups_name_what_each_buildspec_publishes(tmp_path: Path) -> None:
+    plain = configmod.resolve(write_config(tmp_path / "plain"), env={})
+    assert project.report_group_names(plain) == [f"shop-{k}-size" for k in KINDS]
+    section = FULL_SECTION + "  report_group: tests\n"
+    config = configmod.resolve(write_verify_config(tmp_path / "shop", section), env={})
+    groups = project.report_groups(config)
+    assert [(g.kind, g.publishes, g.key, g.name) for g in groups[:2]] == [
+        ("pr", "size", "tests", "shop-pr-tests"),
+        ("pr", "tests", "verify-tests", "shop-pr-verify-tests"),
+    ]
+    assert len(groups) == 6

@@ -16,7 +16,7 @@ import yaml
 
 from buildkit.codebuild import buildspec
 from buildkit.config import loading as configmod
-from tests.config.test_codebuild_config import write_config
+from tests.config.test_codebuild_config import FULL_SECTION, write_config
 from tests.conftest import EXAMPLE, REPO, DevEnv
 
 SCHEMA = json.loads(
@@ -168,3 +168,88 @@ def test_checked_in_example_buildspecs_are_current(dev: DevEnv, tmp_path: Path) 
         assert validate(yaml.safe_load(checked_in)) == []
     config = configmod.resolve(EXAMPLE / "imgbuild.yaml")
     assert buildspec.config_in_repo(config) == "examples/hello/imgbuild.yaml"
+
+
+# --- with a verify: section ----------------------------------------------------------------------
+
+VERIFY_SECTION = "verify:\n  smoke:\n    path: /up\n"
+
+
+def write_verify_config(root: Path, codebuild: str = FULL_SECTION) -> Path:
+    """The shop config with a minimal `verify:` section (what makes the buildspecs verify)."""
+    return write_config(root, codebuild + VERIFY_SECTION)
+
+
+@pytest.fixture
+def verified(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    config = write_verify_config(tmp_path / "shop")
+    result = render_cli(config, "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    return {k: yaml.safe_load((tmp_path / "out" / f"{k}.yml").read_text()) for k in KINDS}
+
+
+def test_without_verify_nothing_verifies(rendered: dict[str, dict[str, Any]]) -> None:
+    for kind, doc in rendered.items():
+        assert "verify" not in yaml.safe_dump(doc).lower(), kind
+        assert list(doc["reports"]) == ["size"]
+
+
+def test_verified_buildspecs_are_valid_0_2(verified: dict[str, dict[str, Any]]) -> None:
+    for kind, doc in verified.items():
+        assert validate(doc) == [], kind
+
+
+def test_pr_and_main_verify_before_pushing(verified: dict[str, dict[str, Any]]) -> None:
+    pr, main = (commands(verified[k], "build")[0] for k in ("pr", "main"))
+    assert pr.startswith(
+        'imgbuild -c "$IMGBUILD_CONFIG" app --push --verify --no-release-tags --json > '
+    )
+    assert main.startswith('imgbuild -c "$IMGBUILD_CONFIG" app --push --verify --json > ')
+
+
+def test_only_the_batch_app_entry_verifies(verified: dict[str, dict[str, Any]]) -> None:
+    batch = verified["batch"]
+    graph = {e["identifier"]: e["env"]["variables"] for e in batch["batch"]["build-graph"]}
+    assert graph == {
+        "ruby": {"IMGBUILD_LAYER": "ruby"},
+        "base": {"IMGBUILD_LAYER": "base"},
+        "app": {"IMGBUILD_LAYER": "app", "IMGBUILD_VERIFY": "1"},
+    }
+    build = commands(batch, "build")[0]
+    assert '"$IMGBUILD_RELEASE_TAGS" ${IMGBUILD_VERIFY:+--verify} --json' in build
+
+
+@pytest.mark.parametrize(("value", "flag"), [("1", ["--verify"]), (None, [])])
+def test_the_batch_flag_expands_to_nothing_without_the_variable(
+    verified: dict[str, dict[str, Any]], tmp_path: Path, value: str | None, flag: list[str]
+) -> None:
+    """Run the batch build command in bash with an `imgbuild` that prints its arguments."""
+    build = commands(verified["batch"], "build")[0]
+    script = f'imgbuild() {{ printf "%s\\n" "$@"; }}\n{build}\n'
+    env = {"PATH": "/usr/bin:/bin", "IMGBUILD_REPORT_DIR": str(tmp_path), "IMGBUILD_LAYER": "app"}
+    env |= {"IMGBUILD_CONFIG": "imgbuild.yaml", "IMGBUILD_RELEASE_TAGS": "--no-release-tags"}
+    if value is not None:
+        env["IMGBUILD_VERIFY"] = value
+    subprocess.run(["bash", "-c", script], env=env, check=True, timeout=30)
+    args = (tmp_path / "build.json").read_text().splitlines()
+    assert args == ["-c", "imgbuild.yaml", "app", "--push", "--no-release-tags", *flag, "--json"]
+
+
+def test_verify_junit_is_a_second_report_group(verified: dict[str, dict[str, Any]]) -> None:
+    for doc in verified.values():
+        assert doc["reports"]["tests"] == {
+            "files": ["**/*.xml"],
+            "base-directory": "imgbuild-reports/verify",
+            "file-format": "JUNITXML",
+            "discard-paths": "no",
+        }
+        assert list(doc["reports"]) == ["size", "tests"]
+
+
+def test_a_size_group_named_tests_leaves_verify_the_key_verify_tests(tmp_path: Path) -> None:
+    config_path = write_verify_config(tmp_path / "shop", FULL_SECTION + "  report_group: tests\n")
+    config = configmod.resolve(config_path, env={})
+    assert buildspec.report_keys(config) == {"size": "tests", "tests": "verify-tests"}
+    reports = buildspec.document(config, "pr")["reports"]
+    assert reports["tests"]["files"] == ["size.xml"]
+    assert reports["verify-tests"]["base-directory"] == "imgbuild-reports/verify"

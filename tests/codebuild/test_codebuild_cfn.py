@@ -13,6 +13,7 @@ import yaml
 
 from buildkit.codebuild import project
 from buildkit.config import loading as configmod
+from tests.codebuild.test_codebuild_buildspec import write_verify_config
 from tests.config.test_codebuild_config import write_config
 
 SERVICE_ROLE_SECTION = """\
@@ -134,3 +135,23 @@ def test_the_template_holds_what_apply_creates(tmp_path: Path) -> None:
     assert ecr["Resource"][0] == {
         "Fn::Sub": "arn:${AWS::Partition}:ecr:ap-northeast-1:123456789012:repository/team/shop-ruby"
     }
+
+
+def test_with_verify_every_project_gets_a_tests_report_group(tmp_path: Path) -> None:
+    template = render(write_verify_config(tmp_path / "shop"), tmp_path / "out")
+    resources = load(template)["Resources"]
+    for kind in ("pr", "main", "batch"):
+        size = resources[f"{kind.capitalize()}ReportGroup"]["Properties"]
+        tests = resources[f"{kind.capitalize()}TestsReportGroup"]["Properties"]
+        assert size["Name"] == f"shop-{kind}-size"
+        assert (tests["Name"], tests["Type"]) == (f"shop-{kind}-tests", "TEST")
+        assert tests["ExportConfig"] == {"ExportConfigType": "NO_EXPORT"}
+    statements = resources["ServiceRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    reports = next(s for s in statements if s["Sid"] == "Reports")["Resource"]
+    arn = "arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:report-group/"
+    assert {"Fn::Sub": f"{arn}shop-main-tests"} in reports
+    assert len(reports) == 6
+    result = cfn_lint(template)
+    assert result.returncode == 0, result.stdout + result.stderr

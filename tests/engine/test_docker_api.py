@@ -56,3 +56,17 @@ def test_push_returns_the_registry_digest_new_layers_or_none(
     assert local is not None
     if engine.name == "engine26":
         assert local.id == digest  # the containerd store's image ID is the pushed index
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("redis", ("redis", "latest")),
+        ("redis:7", ("redis", "7")),
+        ("localhost:5000/foo", ("localhost:5000/foo", "latest")),
+        ("127.0.0.1:5000/team/postgres:15", ("127.0.0.1:5000/team/postgres", "15")),
+        ("postgres@sha256:" + "a" * 64, ("postgres@sha256:" + "a" * 64, None)),
+    ],
+)
+def test_pull_splits_the_tag_as_docker_does(ref: str, expected: tuple[str, str | None]) -> None:
+    assert docker_api._repository_and_tag(ref) == expected

@@ -1,0 +1,198 @@
+"""engine.containers on the real daemon: networks, aliases, exec, copying out, cleanup, reaping."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from buildkit.engine import containers, docker_api
+from tests.conftest import DevEnv
+
+
+@pytest.fixture
+def image(dev: DevEnv) -> str:
+    if docker_api.local_image(dev.base_image) is None:
+        docker_api.pull(dev.base_image)
+    return dev.base_image
+
+
+@pytest.fixture
+def run_id() -> Iterator[str]:
+    run = f"test-{uuid.uuid4().hex[:8]}"
+    yield run
+    containers.remove_run(run)
+
+
+def _names(kind: str, run: str) -> list[str]:
+    out = subprocess.run(
+        [
+            "docker",
+            kind,
+            "ls",
+            *(["-a"] if kind == "container" else []),
+            "-q",
+            "--filter",
+            f"label={containers.RUN_LABEL}={run}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return out.stdout.split()
+
+
+def _network(run: str, labels: dict[str, str]) -> str:
+    name = f"imgbuild-verify-{run}"
+    containers.create_network(name, labels)
+    return name
+
+
+def test_containers_reach_each_other_by_alias_and_a_run_is_removed_whole(
+    image: str, run_id: str
+) -> None:
+    labels = containers.labels_for(run_id)
+    network = _network(run_id, labels)
+    server = containers.create_container(
+        image,
+        name=f"imgbuild-verify-{run_id}-db",
+        network=network,
+        alias="db",
+        labels=labels,
+        env={"GREETING": "hi there"},
+        command=["sleep", "300"],
+    )
+    containers.start(server)
+    client = containers.create_container(
+        image,
+        name=f"imgbuild-verify-{run_id}-client",
+        network=network,
+        alias="client",
+        labels=labels,
+        env={},
+        command=["getent", "hosts", "db"],
+    )
+    containers.start(client)
+    assert containers.wait(client, timeout=30) == 0
+    assert containers.logs(client).split()[1:] == ["db"]
+    result = containers.exec_in(server, ["sh", "-c", 'echo "$GREETING"; exit 3'])
+    assert (result.exit_code, result.output) == (3, "hi there\n")
+    assert containers.state(server)["Running"] is True
+    assert len(_names("container", run_id)) == 2
+    assert len(_names("network", run_id)) == 1
+
+    containers.remove_run(run_id)
+
+    assert _names("container", run_id) == []
+    assert _names("network", run_id) == []
+
+
+def test_a_published_port_is_on_loopback_only(image: str, run_id: str) -> None:
+    labels = containers.labels_for(run_id)
+    network = _network(run_id, labels)
+    app = containers.create_container(
+        image,
+        name=f"imgbuild-verify-{run_id}-app",
+        network=network,
+        alias="app",
+        labels=labels,
+        env={},
+        command=["sleep", "300"],
+        publish=8080,
+    )
+    containers.start(app)
+    port = containers.host_port(app, 8080)
+    out = subprocess.run(
+        ["docker", "port", app, "8080/tcp"], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert out.stdout.split() == [f"127.0.0.1:{port}"]
+
+
+def test_copy_out_takes_matching_files_and_a_missing_path_is_empty(
+    image: str, run_id: str, tmp_path: Path
+) -> None:
+    labels = containers.labels_for(run_id)
+    network = _network(run_id, labels)
+    script = (
+        "mkdir -p /out/sub && echo '<a/>' > /out/one.xml && echo '<b/>' > /out/sub/two.xml "
+        "&& echo text > /out/notes.txt && ln -s /etc/passwd /out/link.xml"
+    )
+    box = containers.create_container(
+        image,
+        name=f"imgbuild-verify-{run_id}-box",
+        network=network,
+        alias="box",
+        labels=labels,
+        env={},
+        command=["sh", "-c", script],
+    )
+    containers.start(box)
+    assert containers.wait(box, timeout=30) == 0  # stopped: files are still copied out
+
+    written = containers.copy_out(box, "/out", tmp_path)
+
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
+        "out/one.xml",
+        "out/sub/two.xml",
+    ]
+    assert (tmp_path / "out" / "sub" / "two.xml").read_text() == "<b/>\n"
+    assert containers.copy_out(box, "/nowhere", tmp_path / "none") == []
+
+
+def test_wait_gives_none_at_its_timeout(image: str, run_id: str) -> None:
+    labels = containers.labels_for(run_id)
+    network = _network(run_id, labels)
+    slow = containers.create_container(
+        image,
+        name=f"imgbuild-verify-{run_id}-slow",
+        network=network,
+        alias="slow",
+        labels=labels,
+        env={},
+        command=["sleep", "300"],
+    )
+    containers.start(slow)
+    assert containers.wait(slow, timeout=1) is None
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_reap_orphans_removes_runs_of_dead_owners_only(image: str, tmp_path: Path) -> None:
+    dead, alive = f"test-dead-{uuid.uuid4().hex[:6]}", f"test-alive-{uuid.uuid4().hex[:6]}"
+    try:
+        for run, pid in ((dead, _dead_pid()), (alive, os.getpid())):
+            labels = {
+                containers.RUN_LABEL: run,
+                containers.OWNER_LABEL: f"{socket.gethostname()}:{pid}",
+            }
+            network = _network(run, labels)
+            box = containers.create_container(
+                image,
+                name=f"imgbuild-verify-{run}-x",
+                network=network,
+                alias="x",
+                labels=labels,
+                env={},
+                command=["sleep", "300"],
+            )
+            containers.start(box)
+
+        assert containers.reap_orphans() >= 1
+
+        assert _names("container", dead) == []
+        assert _names("network", dead) == []
+        assert len(_names("container", alive)) == 1
+        assert len(_names("network", alive)) == 1
+    finally:
+        containers.remove_run(dead)
+        containers.remove_run(alive)
