@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make demo: build and push the example apps' chains to the local registry, run each app image
-# and show it answering: examples/hello, then the Rails app of examples/rails (Puma in production).
+# and show it answering: examples/hello, then the Rails app of examples/rails (Puma in production,
+# smoke-checked by `imgbuild verify` before the push), then examples/notes, whose tests run
+# against real PostgreSQL and Redis in its test variant before its image is pushed.
 set -euo pipefail
 VENV=$1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,13 +30,15 @@ echo "demo: user in the container: $(docker exec "$cid" id -un)"
 
 # --- the Rails example: Rails 7.2 + Puma in production, gems from Debian's archive --------------
 RAILS_CONFIG="$ROOT/examples/rails/imgbuild.yaml"
-"$IMGBUILD" -c "$RAILS_CONFIG" app --push --json > "$IMGBUILD_DEV_HOME/demo-rails-result.json"
+# The secret arrives at boot, from the environment (nothing in the image or the repository).
+secret=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(64))')
+# --verify: the image boots and answers Rails' /up (verify.smoke) before anything is pushed.
+SECRET_KEY_BASE="$secret" "$IMGBUILD" -c "$RAILS_CONFIG" app --push --verify --json \
+  > "$IMGBUILD_DEV_HOME/demo-rails-result.json"
 image=$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][-1]["image"])' \
         "$IMGBUILD_DEV_HOME/demo-rails-result.json")
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 echo "demo: running $image on 127.0.0.1:$port (RAILS_ENV=production, Puma)" >&2
-# The secret arrives at boot, from the environment (nothing in the image or the repository).
-secret=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(64))')
 cid=$(docker run -d --rm --network host -e PORT="$port" -e SECRET_KEY_BASE="$secret" "$image")
 containers+=("$cid")
 for _ in $(seq 1 300); do
@@ -56,3 +60,15 @@ css=$(curl -sS "${https[@]}" "http://127.0.0.1:$port/" | grep -o '<link rel="sty
       | grep -o '/assets/[^"]*' || true)
 [[ -n "$css" ]] || { echo "demo: no stylesheet link in the Rails page" >&2; exit 1; }
 check " (its stylesheet)" "$css" "${https[@]}"
+
+# --- examples/notes: verified with its services before it ships -----------------------------------
+NOTES_CONFIG="$ROOT/examples/notes/imgbuild.yaml"
+"$IMGBUILD" -c "$NOTES_CONFIG" app --push --verify --json > "$IMGBUILD_DEV_HOME/demo-notes-result.json"
+"$VENV/bin/python" - "$IMGBUILD_DEV_HOME/demo-notes-result.json" <<'PY'
+import json, sys
+verify = json.load(open(sys.argv[1]))["report"]["verify"]
+tests, smoke = verify["tests"], verify["smoke"]
+print(f"demo: notes: services ready: {', '.join(f'{k} {v}s' for k, v in verify['services'].items())}")
+print(f"demo: notes: smoke {smoke['check']} -> {smoke['status']}; tests {tests['tests']} passed "
+      f"({tests['command']}, PostgreSQL and Redis); JUnit: {', '.join(verify['junit'])}")
+PY

@@ -82,14 +82,17 @@ def _layer_command(layer: str) -> None:
         timer = log.Timer()
         options = RunOptions(target=layer, push=push, no_cache=no_cache, release_tags=release_tags)
         phases: dict[str, float] = {}
-        verified = None
+        verified, failure = None, None
         if verify:
-            outcomes, verified = _verify_then_push(resolved, options, phases)
+            outcomes, verified, failure = _verify_then_push(resolved, options, phases)
         else:
             outcomes = pipeline.run(resolved, options, phases)
+        # A failed verify is reported too (the images built, the failed tests), then raised.
         data = reports.after_run(resolved, outcomes, timer.seconds, phases=phases, verify=verified)
         if as_json:
             print(json.dumps(data, indent=2))
+        if failure is not None:
+            raise failure
 
     command.__doc__ = f"Build the {layer} image and whatever it depends on that is stale."
     app.command(name=layer)(command)
@@ -97,9 +100,10 @@ def _layer_command(layer: str) -> None:
 
 def _verify_then_push(
     config: configmod.Config, options: RunOptions, phases: dict[str, float]
-) -> tuple[list[LayerOutcome], dict[str, object]]:
+) -> tuple[list[LayerOutcome], dict[str, object], ImgbuildError | None]:
     """Build without pushing, verify the image, then push: a failed verify pushes nothing and
-    moves no tag. The outcomes are the build's, with the push's digests and times."""
+    moves no tag (its failure is returned, to raise after the report). The outcomes are the
+    build's, with the push's digests and times."""
     import dataclasses
 
     from buildkit.cli.verify import default_out_dir
@@ -113,14 +117,14 @@ def _verify_then_push(
             out_dir=default_out_dir(config), app_image=built[-1].plan.spec.image, push=options.push
         ),
     )
-    if not options.push:
-        return built, result.as_json()
+    if not options.push or result.failure is not None:
+        return built, result.as_json(), result.failure
     pushed = pipeline.run(config, dataclasses.replace(options, no_cache=False), phases)
     for before, after in zip(built, pushed, strict=True):
         after.built, after.forced = before.built, before.forced
         after.build_seconds, after.steps = before.build_seconds, before.steps
         after.snapshot = before.snapshot
-    return pushed, result.as_json()
+    return pushed, result.as_json(), None
 
 
 # Registration order is the order of `imgbuild --help`: commands (init, ruby, base, app, report,

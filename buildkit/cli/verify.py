@@ -66,8 +66,9 @@ def verify(
         push=push,
     )
     result = verifymod.verify(resolved, options)
-    if as_json:
+    if as_json:  # also when it failed: CI reads what failed from the same document
         print(json.dumps({"verify": result.as_json()}, indent=2))
+    result.raise_failure()
 
 
 def register(app: typer.Typer) -> None:

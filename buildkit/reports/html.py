@@ -277,6 +277,10 @@ def _verify(verify: Verify) -> str:
         f"<td>{units.seconds(seconds)}</td></tr>"
         for name, seconds in verify.services.items()
     ]
+    if verify.error:
+        rows.append(
+            f"<tr><td>verdict</td><td class='l' colspan='2'>{escape(verify.error)}</td></tr>"
+        )
     if verify.smoke:
         smoke = verify.smoke
         image = f" of <code>{escape(smoke.image)}</code>" if smoke.image else ""

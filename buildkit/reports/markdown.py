@@ -115,17 +115,22 @@ def _checks(report: Report) -> list[str]:
     return out
 
 
-def _verify(verify: Verify) -> list[str]:
+def _verdict(verify: Verify) -> str:
     tests = verify.tests
     if verify.passed:
-        verdict = "✅ passed"
-    elif tests is not None and tests.exit_code is None:
-        verdict = "❌ the tests did not finish"
-    elif tests is not None and tests.not_passed:
-        verdict = f"❌ {tests.not_passed} test(s) failed"
-    else:
-        verdict = f"❌ the tests exited {tests.exit_code if tests else '?'}"
-    out = [f"#### Verify — {verdict}", ""]
+        return "✅ passed"
+    if tests is not None and tests.exit_code is None:
+        return "❌ the tests did not finish"
+    if tests is not None and tests.not_passed:
+        return f"❌ {tests.not_passed} test(s) failed"
+    if verify.error:
+        return f"❌ {_text(verify.error)}"
+    return f"❌ the tests exited {tests.exit_code if tests else '?'}"
+
+
+def _verify(verify: Verify) -> list[str]:
+    tests = verify.tests
+    out = [f"#### Verify — {_verdict(verify)}", ""]
     if verify.services:
         ready = ", ".join(
             f"{_code(name)} {units.seconds(seconds)}" for name, seconds in verify.services.items()

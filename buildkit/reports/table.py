@@ -129,6 +129,8 @@ def verify_lines(verify: Verify) -> list[str]:
         lines.append(f"verify: failed: {names}" + (f" and {more} more" if more > 0 else ""))
     if tests and tests.unreadable:
         lines.append(f"verify: unreadable JUnit: {', '.join(tests.unreadable)}")
+    if verify.error and not (tests and tests.failed):
+        lines.append(f"verify: FAILED: {verify.error}")
     return lines
 
 

@@ -179,14 +179,17 @@ class Verify:
     smoke: SmokeCheck | None = None
     tests: AppTests | None = None
     junit: tuple[str, ...] = ()  # every JUnit file of the run (imgbuild's own first)
+    error: str | None = None  # the one-line verdict of a failed run
 
     @property
     def passed(self) -> bool:
-        """A smoke check is only recorded when it passed; the tests must have passed too."""
-        return self.tests is None or self.tests.ok
+        """No verdict against it, and its tests (when they ran) passed."""
+        return self.error is None and (self.tests is None or self.tests.ok)
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "passed": self.passed,
+            "error": self.error,
             "run": self.run,
             "seconds": self.seconds,
             "out_dir": self.out_dir,
@@ -220,6 +223,7 @@ class Verify:
             smoke=SmokeCheck.from_json(smoke) if isinstance(smoke, Mapping) else None,
             tests=AppTests.from_json(tests) if isinstance(tests, Mapping) else None,
             junit=_paths(data.get("junit")),
+            error=_opt_str(data.get("error")),
         )
 
 

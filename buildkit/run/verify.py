@@ -26,11 +26,21 @@ from buildkit.chain.model import RunOptions
 from buildkit.config.loading import Config
 from buildkit.config.verify import Secret, VerifySettings
 from buildkit.engine import containers
-from buildkit.errors import InputError, TestCommandError, TestsFailedError
+from buildkit.errors import (
+    ImgbuildError,
+    InputError,
+    NotReadyError,
+    ServiceImageError,
+    SmokeCheckError,
+    TestCommandError,
+    TestsFailedError,
+)
 from buildkit.run import junitfiles, pipeline, smoke
 from buildkit.run.session import Finished, Session, new_run_id
 
 TEST_SUFFIX = "-test"
+#: What a verify run answers when the image is not fit to ship (not bad input, not a build).
+VERDICTS = (NotReadyError, ServiceImageError, SmokeCheckError, TestCommandError, TestsFailedError)
 #: What a shell answers for a command it cannot find or run.
 _NOT_FOUND_CODES = (126, 127)
 
@@ -79,9 +89,24 @@ class VerifyResult:
     smoke: smoke.SmokeResult | None = None
     tests: TestsResult | None = None
     junit: list[Path] = field(default_factory=list)  # every JUnit file for a report group
+    failure: ImgbuildError | None = None  # the verdict when it failed (raise it after reporting)
+
+    @property
+    def passed(self) -> bool:
+        tests = self.tests
+        tests_ok = tests is None or (
+            tests.exit_code == 0 and not tests.summary.failures and not tests.summary.errors
+        )
+        return self.failure is None and tests_ok
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
     def as_json(self) -> dict[str, object]:
         return {
+            "passed": self.passed,
+            "error": self.failure.message if self.failure else None,
             "run": self.run_id,
             "seconds": round(self.seconds, 2),
             "out_dir": str(self.out_dir),
@@ -116,6 +141,8 @@ def test_variant(config: Config) -> Config:
 
 
 def verify(config: Config, options: VerifyOptions) -> VerifyResult:
+    """Build, start, check, test. A failed check or test is the result's `failure` (so that the
+    caller can report it first); bad input and a failed build raise at once."""
     settings = config.verify
     timer = log.Timer()
     run_tests = options.tests and settings.tests is not None
@@ -138,14 +165,17 @@ def verify(config: Config, options: VerifyOptions) -> VerifyResult:
                 result.smoke = _smoke(session, config, app_image, base_env, options, cases)
             if test_image is not None:
                 result.tests = _tests(session, config, test_image, base_env, options, cases)
+        _judge_tests(config, result)
+    except VERDICTS as exc:
+        result.failure = exc
     finally:
         if cases:
             result.junit.insert(
                 0, junitfiles.write_own(options.out_dir / junitfiles.OWN_FILE, cases)
             )
     result.seconds = timer.seconds
-    _judge_tests(config, result)
-    log.info(f"verify: passed in {result.seconds:.1f}s (JUnit and logs in {options.out_dir})")
+    if result.failure is None:
+        log.info(f"verify: passed in {result.seconds:.1f}s (JUnit and logs in {options.out_dir})")
     return result
 
 

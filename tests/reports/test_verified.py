@@ -280,3 +280,19 @@ def test_after_run_passes_verify_to_the_report(monkeypatch: pytest.MonkeyPatch) 
     assert result["report"]["verify"] == data
     reports.after_run(object(), [], 1.0)  # type: ignore[arg-type]
     assert seen["verify"] is None
+
+
+def test_a_failed_verdict_without_failed_tests_is_shown_everywhere() -> None:
+    """A smoke check that got a 500 fails verify before any test: the verdict is the error."""
+    error = "verify.smoke: img answered GET /up with 500, expected 200; body: <b>boom</b>"
+    data = {"error": error, "smoke": None, "tests": None, "services": {"db": 1.5}}
+    parsed = Verify.from_json(data)
+    assert parsed.passed is False
+    assert parsed.as_json()["error"] == error
+    assert table.verify_lines(parsed)[-1] == f"verify: FAILED: {error}"
+    assert f"#### Verify — ❌ {error}".replace("<", "&lt;").replace(">", "&gt;") in (
+        markdown.render(report(data))
+    )
+    page = htmlmod.render(report(data), [])
+    assert "<b>boom</b>" not in page
+    assert "&lt;b&gt;boom&lt;/b&gt;" in page

@@ -130,9 +130,15 @@ def test_a_failing_test_fails_verify_names_the_test_and_writes_junit(notes: Proj
     (notes.root / "test" / "deliberately_failing_test.rb").write_text(FAILING_TEST)
     out = notes.root / "verify-out"
 
-    result = notes.run("verify", "--tests-only", "--out", str(out))
+    result = notes.run("verify", "--tests-only", "--out", str(out), "--json")
 
     assert result.returncode == 14, result.stderr[-4000:]
+    document = json.loads(result.stdout)["verify"]  # the JSON comes also when it failed
+    assert document["passed"] is False
+    assert document["tests"]["failures"] == 1
+    assert [f["name"] for f in document["tests"]["failed"]] == [
+        "DeliberatelyFailingTest#test_the_answer_is_wrong"
+    ]
     line = _one_error_line(result.stderr)
     assert "DeliberatelyFailingTest#test_the_answer_is_wrong" in line
     assert str(out) in line
@@ -269,10 +275,17 @@ def test_app_push_verify_pushes_only_a_verified_image(notes: Project) -> None:
     plan = json.loads(notes.run("plan", "--json").stdout)
     app_image = plan["layers"][-1]["image"]
 
-    failed = notes.run("app", "--push", "--verify")
+    failed = notes.run("app", "--push", "--verify", "--json")
 
     assert failed.returncode == 14, failed.stderr[-3000:]
     assert not _in_registry(app_image)
+    # the report still comes, with the failed test in it (console and JSON)
+    report = json.loads(failed.stdout)["report"]
+    assert report["verify"]["passed"] is False
+    assert "DeliberatelyFailingTest#test_the_answer_is_wrong" in failed.stderr
+    assert [f["name"] for f in report["verify"]["tests"]["failed"]] == [
+        "DeliberatelyFailingTest#test_the_answer_is_wrong"
+    ]
 
     (notes.root / "test" / "deliberately_failing_test.rb").unlink()
     done = notes.run("app", "--push", "--verify", "--json")
