@@ -54,31 +54,37 @@ def _network(run: str, labels: dict[str, str]) -> str:
     return name
 
 
+def _box(
+    image: str,
+    run: str,
+    role: str,
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    publish: int | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """A started container of the run, on its network (which exists) as `role`."""
+    container = containers.create_container(
+        image,
+        name=f"imgbuild-verify-{run}-{role}",
+        network=f"imgbuild-verify-{run}",
+        alias=role,
+        labels=labels or containers.labels_for(run),
+        env=env or {},
+        command=command,
+        publish=publish,
+    )
+    containers.start(container)
+    return container
+
+
 def test_containers_reach_each_other_by_alias_and_a_run_is_removed_whole(
     image: str, run_id: str
 ) -> None:
-    labels = containers.labels_for(run_id)
-    network = _network(run_id, labels)
-    server = containers.create_container(
-        image,
-        name=f"imgbuild-verify-{run_id}-db",
-        network=network,
-        alias="db",
-        labels=labels,
-        env={"GREETING": "hi there"},
-        command=["sleep", "300"],
-    )
-    containers.start(server)
-    client = containers.create_container(
-        image,
-        name=f"imgbuild-verify-{run_id}-client",
-        network=network,
-        alias="client",
-        labels=labels,
-        env={},
-        command=["getent", "hosts", "db"],
-    )
-    containers.start(client)
+    _network(run_id, containers.labels_for(run_id))
+    server = _box(image, run_id, "db", ["sleep", "300"], env={"GREETING": "hi there"})
+    client = _box(image, run_id, "client", ["getent", "hosts", "db"])
     assert containers.wait(client, timeout=30) == 0
     assert containers.logs(client).split()[1:] == ["db"]
     result = containers.exec_in(server, ["sh", "-c", 'echo "$GREETING"; exit 3'])
@@ -94,19 +100,8 @@ def test_containers_reach_each_other_by_alias_and_a_run_is_removed_whole(
 
 
 def test_a_published_port_is_on_loopback_only(image: str, run_id: str) -> None:
-    labels = containers.labels_for(run_id)
-    network = _network(run_id, labels)
-    app = containers.create_container(
-        image,
-        name=f"imgbuild-verify-{run_id}-app",
-        network=network,
-        alias="app",
-        labels=labels,
-        env={},
-        command=["sleep", "300"],
-        publish=8080,
-    )
-    containers.start(app)
+    _network(run_id, containers.labels_for(run_id))
+    app = _box(image, run_id, "app", ["sleep", "300"], publish=8080)
     port = containers.host_port(app, 8080)
     out = subprocess.run(
         ["docker", "port", app, "8080/tcp"], capture_output=True, text=True, check=True, timeout=30
@@ -117,22 +112,12 @@ def test_a_published_port_is_on_loopback_only(image: str, run_id: str) -> None:
 def test_copy_out_takes_matching_files_and_a_missing_path_is_empty(
     image: str, run_id: str, tmp_path: Path
 ) -> None:
-    labels = containers.labels_for(run_id)
-    network = _network(run_id, labels)
+    _network(run_id, containers.labels_for(run_id))
     script = (
         "mkdir -p /out/sub && echo '<a/>' > /out/one.xml && echo '<b/>' > /out/sub/two.xml "
         "&& echo text > /out/notes.txt && ln -s /etc/passwd /out/link.xml"
     )
-    box = containers.create_container(
-        image,
-        name=f"imgbuild-verify-{run_id}-box",
-        network=network,
-        alias="box",
-        labels=labels,
-        env={},
-        command=["sh", "-c", script],
-    )
-    containers.start(box)
+    box = _box(image, run_id, "box", ["sh", "-c", script])
     assert containers.wait(box, timeout=30) == 0  # stopped: files are still copied out
 
     written = containers.copy_out(box, "/out", tmp_path)
@@ -146,18 +131,8 @@ def test_copy_out_takes_matching_files_and_a_missing_path_is_empty(
 
 
 def test_wait_gives_none_at_its_timeout(image: str, run_id: str) -> None:
-    labels = containers.labels_for(run_id)
-    network = _network(run_id, labels)
-    slow = containers.create_container(
-        image,
-        name=f"imgbuild-verify-{run_id}-slow",
-        network=network,
-        alias="slow",
-        labels=labels,
-        env={},
-        command=["sleep", "300"],
-    )
-    containers.start(slow)
+    _network(run_id, containers.labels_for(run_id))
+    slow = _box(image, run_id, "slow", ["sleep", "300"])
     assert containers.wait(slow, timeout=1) is None
 
 
@@ -175,17 +150,8 @@ def test_reap_orphans_removes_runs_of_dead_owners_only(image: str, tmp_path: Pat
                 containers.RUN_LABEL: run,
                 containers.OWNER_LABEL: f"{socket.gethostname()}:{pid}",
             }
-            network = _network(run, labels)
-            box = containers.create_container(
-                image,
-                name=f"imgbuild-verify-{run}-x",
-                network=network,
-                alias="x",
-                labels=labels,
-                env={},
-                command=["sleep", "300"],
-            )
-            containers.start(box)
+            _network(run, labels)
+            _box(image, run, "x", ["sleep", "300"], labels=labels)
 
         assert containers.reap_orphans() >= 1
 
