@@ -113,3 +113,4 @@ class RunOptions:
     push: bool = False
     no_cache: bool = False
     release_tags: bool | None = None  # None: decided by branch / trigger (tagpolicy)
+    content_tags_only: bool = False  # no git-/pr-/branch tags either (verify's test variant)

@@ -117,6 +117,7 @@ def _verify_then_push(
             out_dir=default_out_dir(config), app_image=built[-1].plan.spec.image, push=options.push
         ),
     )
+    phases["verify"] = result.seconds
     if not options.push or result.failure is not None:
         return built, result.as_json(), result.failure
     pushed = pipeline.run(config, dataclasses.replace(options, no_cache=False), phases)

@@ -1,8 +1,10 @@
 """Containers and networks on the Docker daemon, for `imgbuild verify` (through the Docker SDK).
 
 Everything created here carries two labels: the verify run it belongs to, and its owner
-(`host:pid`). A run removes its own at the end, also on errors and signals; a run killed with
-SIGKILL cannot, so every run first removes what dead owners on this host left (`reap_orphans`).
+(`host:pid-namespace:pid`: a build container that shares the host's network, so its name, has
+PIDs of its own, and must not judge the host's runs by them). A run removes its own at the end,
+also on errors and signals; a run killed with SIGKILL cannot, so every run first removes what
+dead owners in its own host and PID namespace left (`reap_orphans`).
 Values of environment variables go to the daemon in the API request body, never to argv or logs.
 """
 
@@ -25,8 +27,21 @@ RUN_LABEL = "io.imgbuild.verify.run"
 OWNER_LABEL = "io.imgbuild.verify.owner"
 
 
-def owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def _pid_namespace() -> str:
+    try:
+        return str(Path("/proc/self/ns/pid").readlink()).removeprefix("pid:").strip("[]")
+    except OSError:
+        return "?"
+
+
+def _here() -> str:
+    """This process's host and PID namespace: where its PIDs mean something."""
+    return f"{socket.gethostname()}:{_pid_namespace()}"
+
+
+def owner(pid: int | None = None) -> str:
+    """The owner label of the process pid (default: this one), in this host and namespace."""
+    return f"{_here()}:{os.getpid() if pid is None else pid}"
 
 
 def labels_for(run_id: str) -> dict[str, str]:
@@ -216,15 +231,15 @@ def remove_run(run_id: str) -> None:
 def reap_orphans() -> int:
     """Remove the verify runs whose owner process on this host is gone; their count."""
     api = _api()
-    host = socket.gethostname()
+    here = _here()
     runs: set[str] = set()
     items = api.containers(all=True, filters={"label": OWNER_LABEL}) + api.networks(
         filters={"label": OWNER_LABEL}
     )
     for item in items:
         labels = item.get("Labels") or {}
-        owner_host, _, pid = str(labels.get(OWNER_LABEL, "")).rpartition(":")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)) and labels.get(RUN_LABEL):
+        where, _, pid = str(labels.get(OWNER_LABEL, "")).rpartition(":")
+        if where == here and pid.isdigit() and not _alive(int(pid)) and labels.get(RUN_LABEL):
             runs.add(labels[RUN_LABEL])
     for run_id in sorted(runs):
         log.info(f"verify: removing what the interrupted verify run {run_id} left behind")

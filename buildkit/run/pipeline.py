@@ -68,6 +68,8 @@ def run(
         assert client is not None
         push_timer = log.Timer()
         policy = tagpolicy.make(config, git, options.release_tags)
+        if options.content_tags_only:
+            policy = tagpolicy.TagPolicy(release=False, app_tags=(), moving=(), app_moving=())
         pushing.push_chain(outcomes, access, client, policy)
         pushed = sum(o.push_seconds for o in outcomes)
         phases["tags"] = max(0.0, push_timer.seconds - pushed)

@@ -47,6 +47,7 @@ class Session:
         self._open = False
 
     def __enter__(self) -> Session:
+        log.info(f"verify: run {self.run_id} (containers and network {self.network}*)")
         containers.reap_orphans()
         containers.create_network(self.network, self.labels)
         self._open = True

@@ -223,8 +223,9 @@ def _production_image(config: Config, options: VerifyOptions) -> str:
 def _test_image(config: Config, options: VerifyOptions) -> str:
     log.info("verify: the test variant (base with the test group, same ruby and source)")
     variant = test_variant(config)
-    # Never moves release tags: the variant is a cache for the next build, not a release.
-    run = RunOptions(target="app", push=options.push, release_tags=False)
+    # Content tags only: the variant is a cache for the next build, not a release, and no
+    # git-<sha> or pr-N tag may point at an image whose tests may fail.
+    run = RunOptions(target="app", push=options.push, release_tags=False, content_tags_only=True)
     outcomes = pipeline.run(variant, run)
     image = outcomes[-1].plan.spec.image
     if containers.image_present(image):

@@ -23,6 +23,7 @@ import tomllib
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,12 +197,13 @@ def make_checkout(root: Path, dev: DevEnv) -> str:
     return _git(root, "rev-parse", "HEAD")
 
 
-def project_env(root: Path, kind: str) -> dict[str, str]:
-    """The environment variables `apply` would give the CodeBuild project (all PLAINTEXT here)."""
+def project_env(root: Path, kind: str, *, app: str = "examples/hello") -> dict[str, str]:
+    """The environment variables `apply` would give the CodeBuild project (all PLAINTEXT here);
+    `app`: the config's folder in the checkout."""
     from buildkit.codebuild import project
     from buildkit.config import loading as configmod
 
-    config = configmod.resolve(root / "examples" / "hello" / "imgbuild.yaml")
+    config = configmod.resolve(root / app / "imgbuild.yaml")
     spec = next(
         s for s in project.projects(config, project.Account(ACCOUNT, REGION)) if s.kind == kind
     )
@@ -325,8 +327,18 @@ def checkout(tmp_path: Path, dev: DevEnv) -> tuple[Path, str]:
 
 
 def run_in_container(
-    image: str, root: Path, wheels: Path, dev: DevEnv, kind: str, commit: str
+    image: str,
+    root: Path,
+    wheels: Path,
+    dev: DevEnv,
+    kind: str,
+    commit: str,
+    *,
+    app: str = "examples/hello",
+    docker_args: Sequence[str] = (),
 ) -> BuildResult:
+    """`app`: the config's folder in the checkout; `docker_args`: more `docker run` options for
+    the build container."""
     name = f"imgbuild-codebuild-{kind}-{uuid.uuid4().hex[:8]}"
     docker(
         "run",
@@ -336,6 +348,7 @@ def run_in_container(
         name,
         "--network",
         "host",
+        *docker_args,
         "-v",
         "/var/run/docker.sock:/var/run/docker.sock",
         "-v",
@@ -353,7 +366,7 @@ def run_in_container(
     try:
         env = {
             **webhook_env(kind, commit, f"hello-{kind}:{uuid.uuid4()}"),
-            **project_env(root, kind),
+            **project_env(root, kind, app=app),
         }
         runner = Runner(["docker", "exec", "-i", name], timeout=900, stream=sys.stderr)
         return runner.run(root / "buildspecs" / f"{kind}.yml", env)
@@ -362,7 +375,7 @@ def run_in_container(
 
 
 def _assert_build_ok(
-    result: BuildResult, root: Path, registry: str, *, built: bool = True
+    result: BuildResult, root: Path, registry: str, *, built: bool = True, name: str = NAME
 ) -> dict[str, str]:
     assert result.exit_code == 0, result.text()[-6000:]
     assert result.phases == dict.fromkeys(
@@ -371,9 +384,9 @@ def _assert_build_ok(
     assert "\r" not in result.text()
     assert "\x1b[" not in result.text()
     exported = result.exported
-    assert exported["IMGBUILD_RESULT_APP_IMAGE"].startswith(f"{registry}/{NAME}-app:")
+    assert exported["IMGBUILD_RESULT_APP_IMAGE"].startswith(f"{registry}/{name}-app:")
     assert exported["IMGBUILD_RESULT_APP_DIGEST"].startswith("sha256:")
-    assert exported["IMGBUILD_RESULT_RUBY_IMAGE"].startswith(f"{registry}/{NAME}-ruby:")
+    assert exported["IMGBUILD_RESULT_RUBY_IMAGE"].startswith(f"{registry}/{name}-ruby:")
     reports = root / "imgbuild-reports"
     app = json.loads((reports / "build.json").read_text())["layers"][-1]
     assert (app["name"], app["built"]) == ("app", built)

@@ -143,13 +143,20 @@ def _dead_pid() -> int:
 
 
 def test_reap_orphans_removes_runs_of_dead_owners_only(image: str, tmp_path: Path) -> None:
-    dead, alive = f"test-dead-{uuid.uuid4().hex[:6]}", f"test-alive-{uuid.uuid4().hex[:6]}"
+    """Dead here: reaped. Alive here: kept. A PID of another PID namespace on this host (a build
+    container sharing the host's network, so its name): kept, whatever that PID is here."""
+    dead, alive, elsewhere = (
+        f"test-{what}-{uuid.uuid4().hex[:6]}" for what in ("dead", "alive", "ns")
+    )
+    pid = _dead_pid()
+    owners = {
+        dead: containers.owner(pid),
+        alive: containers.owner(os.getpid()),
+        elsewhere: f"{socket.gethostname()}:4026599999:{pid}",
+    }
     try:
-        for run, pid in ((dead, _dead_pid()), (alive, os.getpid())):
-            labels = {
-                containers.RUN_LABEL: run,
-                containers.OWNER_LABEL: f"{socket.gethostname()}:{pid}",
-            }
+        for run, owner in owners.items():
+            labels = {containers.RUN_LABEL: run, containers.OWNER_LABEL: owner}
             _network(run, labels)
             _box(image, run, "x", ["sleep", "300"], labels=labels)
 
@@ -157,8 +164,9 @@ def test_reap_orphans_removes_runs_of_dead_owners_only(image: str, tmp_path: Pat
 
         assert _names("container", dead) == []
         assert _names("network", dead) == []
-        assert len(_names("container", alive)) == 1
-        assert len(_names("network", alive)) == 1
+        for kept in (alive, elsewhere):
+            assert len(_names("container", kept)) == 1
+            assert len(_names("network", kept)) == 1
     finally:
-        containers.remove_run(dead)
-        containers.remove_run(alive)
+        for run in owners:
+            containers.remove_run(run)

@@ -153,7 +153,7 @@ def test_a_failing_test_fails_verify_names_the_test_and_writes_junit(notes: Proj
 
 
 def _owner(pid: int) -> str:
-    return f"label={containers.OWNER_LABEL}={os.uname().nodename}:{pid}"
+    return f"label={containers.OWNER_LABEL}={containers.owner(pid)}"
 
 
 def _wait_for_services(pid: int, deadline_s: float = 600) -> set[str]:
