@@ -24,6 +24,8 @@ repository made safe for a file name (`fsutil.safe_name`: 127.0.0.1:5000/hello-a
     │   ├── <config name>.jsonl          reports.history: one line per run; appended by
     │   │                                reports.collect, read by it and `imgbuild report`
     │   └── <config name>.jsonl.lock     its flock (beside any history file, not only here)
+    ├── verify/<config name>/            cli.verify (default --out): imgbuild verify's JUnit
+    │                                    files (tests/, imgbuild-verify.xml) and app.log
     ├── reports/                         reports.layerfiles.LayerStore, reports.measure
     │   ├── layer-sizes.json             uncompressed size by layer diff_id
     │   ├── files/<diff_id hex>.json     a layer's files, from its tarball
@@ -83,6 +85,11 @@ def snapshot_record(cache_dir: Path, repository: str) -> Path:
 
 def history_file(cache_dir: Path, config_name: str) -> Path:
     return cache_dir / "history" / f"{safe_name(config_name)}.jsonl"
+
+
+def verify_dir(cache_dir: Path, config_name: str) -> Path:
+    """`imgbuild verify`'s JUnit files and logs, outside a buildspec's report dir."""
+    return cache_dir / "verify" / safe_name(config_name)
 
 
 # ---- digest caches ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -22,6 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 # own (tests/server/test_server.py): a developer's running server must not serve the suite's
 # commands.
 os.environ["IMGBUILD_SERVER"] = "off"
+# Tests send SIGINT to the processes they start (Ctrl-C handling). A suite started in the
+# background by a non-interactive shell inherits SIGINT ignored, and so would every child
+# (imgbuild keeps an ignored SIGINT ignored, as nohup users expect): a Python-level handler is
+# not inherited across exec, so the children get the default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 EXAMPLE = REPO / "examples" / "hello"
 DEV_ENV_FILE = (
     Path(os.environ.get("IMGBUILD_DEV_HOME", Path.home() / ".cache" / "imgbuild-dev")) / "env"

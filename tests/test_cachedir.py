@@ -28,6 +28,7 @@ LAYOUT: list[tuple[Callable[[], Path], str]] = [
         "/c/digests/ruby-build-2f79fef32102d74e.json",
     ),
     (lambda: cachedir.history_file(C, "shop/ä app"), "/c/history/shop_app.jsonl"),
+    (lambda: cachedir.verify_dir(C, "shop/web"), "/c/verify/shop_web"),
     (lambda: cachedir.layer_sizes(C), "/c/reports/layer-sizes.json"),
     (lambda: cachedir.layer_files(C, "b" * 64), f"/c/reports/files/{'b' * 64}.json"),
     (
@@ -75,7 +76,7 @@ def test_every_public_function_is_pinned() -> None:
 def test_the_docstring_tree_names_every_top_level_entry() -> None:
     doc = cachedir.__doc__ or ""
     tops = {ask().relative_to(C).parts[0] for ask, _ in LAYOUT}
-    assert len(tops) == 9
+    assert len(tops) == 10
     assert sorted(t for t in tops if f"── {t}" not in doc) == []
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from buildkit import cachedir
 from buildkit.cli.options import ConfigOpt, JsonOpt, RegistryOpt, resolve
 from buildkit.config.loading import Config
 from buildkit.errors import ConfigError
@@ -22,7 +23,7 @@ def default_out_dir(config: Config) -> Path:
     report_dir = os.environ.get(REPORT_DIR_ENV)
     if report_dir:
         return Path(report_dir).absolute() / "verify"
-    return config.cache_dir / "verify" / config.name.replace("/", "_")
+    return cachedir.verify_dir(config.cache_dir, config.name)
 
 
 def verify(
