@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
@@ -31,9 +32,17 @@ def test_ruby_rebuild_on_fresh_daemon_is_all_cache_hits(
 ) -> None:
     """A new ruby key whose steps are unchanged (an unused build arg) must not recompile Ruby:
     every step comes from the registry's inline cache."""
-    project.edit_config('version: "3.3.8"', 'version: "3.3.8"\n  build_args: {UNUSED_NONCE: "a"}')
+    # A ruby repository and nonces of this run's own: the cache source under test is the image
+    # this test pushed, never an earlier run's `latest` (built by another version or engine).
+    first, second = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    project.edit_config(
+        "app:\n", f"ecr:\n  repositories: {{ruby: {project.name}-ruby-{first}}}\napp:\n"
+    )
+    project.edit_config(
+        'version: "3.3.8"', f'version: "3.3.8"\n  build_args: {{UNUSED_NONCE: "{first}"}}'
+    )
     project.run_json("ruby", "--push")  # main daemon: its build cache makes this cheap after once
-    project.edit_config('UNUSED_NONCE: "a"', 'UNUSED_NONCE: "b"')
+    project.edit_config(f'UNUSED_NONCE: "{first}"', f'UNUSED_NONCE: "{second}"')
     env = {"DOCKER_HOST": fresh_daemon.host}
     result = project.run("ruby", "--json", extra_env=env)
     assert result.returncode == 0, result.stderr[-3000:]
