@@ -14,12 +14,11 @@ from buildkit.cli.options import ConfigOpt, JsonOpt, RegistryOpt, resolve
 from buildkit.config.loading import Config
 from buildkit.errors import ConfigError
 
-#: CodeBuild's report directory (codebuild.runtime.REPORT_DIR_ENV); verify's files go under it.
-REPORT_DIR_ENV = "IMGBUILD_REPORT_DIR"
-
 
 def default_out_dir(config: Config) -> Path:
     """$IMGBUILD_REPORT_DIR/verify in a buildspec, else the cache dir's verify/<name>."""
+    from buildkit.codebuild.runtime import REPORT_DIR_ENV  # not on every command's start-up
+
     report_dir = os.environ.get(REPORT_DIR_ENV)
     if report_dir:
         return Path(report_dir).absolute() / "verify"

@@ -8,6 +8,7 @@ created, with SIGINT/SIGTERM held back until it is done (a second Ctrl-C cannot 
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import signal
 import threading
@@ -121,7 +122,7 @@ class Session:
             "require 'socket'; begin; TCPSocket.new(ARGV[0], Integer(ARGV[1])).close; "
             "rescue SystemCallError, SocketError; exit 1; end"
         )
-        count = iter(range(1_000_000))
+        count = itertools.count()
 
         def probe() -> bool:
             container = containers.create_container(

@@ -15,6 +15,7 @@ image never holds test gems.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -188,8 +189,6 @@ def _clear_previous(out_dir: Path) -> None:
 
 
 def _read_secrets(declared: tuple[Secret, ...]) -> dict[str, str]:
-    import os
-
     values = {}
     for secret in declared:
         if secret.from_env is not None:
