@@ -5,10 +5,13 @@ It runs in its own network namespace: a dockerd started with `--bridge=none` del
 other engineers' builds on the shared daemon. Inside the namespace there is no docker0 to delete.
 The registry on the host's 127.0.0.1 is reached through forward.py (TCP -> unix socket -> TCP),
 so the daemon still pulls from 127.0.0.1:5000 (an insecure-by-default loopback registry).
+With network=True (fresh_cases.py's P4-FRESH: the base's gem stage runs apt-get) the daemon also
+gets a bridge of its own inside the namespace and an HTTP proxy to Debian's archive (_network).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -25,6 +28,9 @@ from tools import DEV_HOME, DOCKER, REGISTRY, BenchError, log_line
 
 FORWARD = Path(__file__).with_name("forward.py")
 START_TIMEOUT = 60.0
+# network=True: the namespace's own bridge gets this address, its HTTP proxy listens on it. The
+# namespace is the daemon's alone, so the subnet cannot clash with the host's.
+PROXY_IP, PROXY_PORT = "172.31.254.1", 3142
 
 
 def _wait_until_up(sock: Path) -> None:
@@ -105,21 +111,47 @@ def _engine26_prefix(run_dir: Path, data_root: Path) -> str:
     )
 
 
+def _network(run_dir: Path, env: dict[str, str]) -> tuple[str, str, list[str]]:
+    """For a daemon whose RUN steps need the network: its own bridge inside the namespace (BuildKit
+    runs no RUN step without one: "network bridge not found") and an HTTP proxy, forward.py's, on
+    the bridge's address; a fresh DOCKER_CONFIG names it, so buildx hands every build the proxy
+    build args (which are not part of BuildKit's cache keys). Returns the dockerd network flags,
+    the namespace-side shell and the host side's argv."""
+    proxy_sock = run_dir / "proxy.sock"
+    config = run_dir / "docker-config"
+    config.mkdir()
+    proxies = {"httpProxy": f"http://{PROXY_IP}:{PROXY_PORT}", "noProxy": "localhost,127.0.0.1"}
+    (config / "config.json").write_text(json.dumps({"proxies": {"default": proxies}}) + "\n")
+    env["DOCKER_CONFIG"] = str(config)
+    inside = (
+        f"{{ {sys.executable} {FORWARD} tcp-to-unix 0.0.0.0:{PROXY_PORT} "
+        f"{proxy_sock} & echo $! > {run_dir}/proxy-fwd.pid; }} && "
+    )
+    host = [sys.executable, str(FORWARD), "http-proxy", str(proxy_sock)]
+    return f"--bip={PROXY_IP}/24", inside, host
+
+
 @contextmanager
-def fresh_daemon(workdir: Path) -> Iterator[dict[str, str]]:
-    """Start an empty dockerd; yield env additions (DOCKER_HOST); stop and delete it after."""
+def fresh_daemon(workdir: Path, *, network: bool = False) -> Iterator[dict[str, str]]:
+    """Start an empty dockerd; yield env additions (DOCKER_HOST; with network=True also a fresh
+    DOCKER_CONFIG naming its HTTP proxy, see _network); stop and delete it after."""
     run_dir = Path(tempfile.mkdtemp(prefix="bfd-", dir="/tmp"))  # short: unix socket paths
     data_root = workdir / f"freshd-{os.getpid()}"
     shutil.rmtree(data_root, ignore_errors=True)
     sock, reg_sock = run_dir / "docker.sock", run_dir / "registry.sock"
     py = sys.executable
+    env = {"DOCKER_HOST": f"unix://{sock}"}
+    bridge, inside, host_proxy = "--bridge=none", "", None
+    if network:
+        bridge, inside, argv = _network(run_dir, env)
+        host_proxy = subprocess.Popen(argv)
     host_fwd = subprocess.Popen([py, str(FORWARD), "unix-to-tcp", str(reg_sock), REGISTRY])
     script = (
         "ip link set lo up && "
         f"{{ {py} {FORWARD} tcp-to-unix {REGISTRY} {reg_sock} & echo $! > {run_dir}/fwd.pid; }} && "
-        f"{_engine26_prefix(run_dir, data_root)}"
+        f"{inside}{_engine26_prefix(run_dir, data_root)}"
         f"exec {_dockerd(run_dir)} --data-root {data_root} --exec-root {run_dir}/exec "
-        f"--pidfile {run_dir}/docker.pid -H unix://{sock} --bridge=none --iptables=false "
+        f"--pidfile {run_dir}/docker.pid -H unix://{sock} {bridge} --iptables=false "
         "--ip-masq=false --log-level=warn"
     )
     log_file = (workdir / "freshd.log").open("ab")
@@ -129,17 +161,19 @@ def fresh_daemon(workdir: Path) -> Iterator[dict[str, str]]:
     log_line(f"# fresh dockerd pid {daemon.pid} data-root {data_root}")
     try:
         _wait_until_up(sock)
-        yield {"DOCKER_HOST": f"unix://{sock}"}
+        yield env
     finally:
         timer = time.monotonic()
         _kill(daemon.pid)
         daemon.wait(timeout=10)
         log_line(f"# fresh dockerd stopped in {time.monotonic() - timer:.1f}s")
-        for pid_file in (run_dir / "ctd.pid", run_dir / "fwd.pid"):
+        for pid_file in (run_dir / "ctd.pid", run_dir / "fwd.pid", run_dir / "proxy-fwd.pid"):
             if pid_file.is_file():
                 _kill(int(pid_file.read_text().strip()), timeout=10)
-        host_fwd.terminate()
-        host_fwd.wait(timeout=10)
+        for host_side in (host_fwd, host_proxy):
+            if host_side is not None:
+                host_side.terminate()
+                host_side.wait(timeout=10)
         log_file.close()
         _unmount_under(data_root, run_dir)
         shutil.rmtree(data_root, ignore_errors=True)

@@ -1,12 +1,38 @@
 """imgbuild vs raw docker vs a naive Dockerfile, side by side in one run; prints one table.
 
-    bench/run                       # all cases, example app, 5 pairs
+    bench/run                       # P1-P7, example app, 5 pairs
     bench/run --large --pairs 3     # also the generated 10k-file / 200 MB app with a real gem set
+                                    # (and issue 17's cases below: the full run)
     bench/run --quick               # smoke run (make test): 1 pair, example app, no cold builds
     bench/run --cases P1,P2
     bench/run --engines engine26    # one engine only (default: the system engine, then engine 26)
     bench/run --rails               # also R1 on examples/rails (edit -> pushed; not in --quick)
     bench/run --cases R1            # only the Rails app's case
+
+Issue 17's cases (bench/fresh_cases.py) start a fresh dockerd per sample (minutes), so they are
+not in the default run nor in --quick; they join the full run (--large or --large-only without
+--cases) and run whenever named in --cases:
+
+    bench/run --large                       # P1-P7 and issue 17's four, example and large app
+    bench/run --cases P8,P5-BYTES --large   # fresh machine: one file changed -> pushed, and the
+                                            # registry bytes that push stored (example, large)
+    bench/run --cases P2-ONESHOT            # warm machine, one-shot imgbuild (no server) vs raw
+    bench/run --cases P4-FRESH --cold-runs 2  # large app, fresh machine: gem added, seeded base
+                                              # vs IMGBUILD_GEM_SEED=off (--cold-runs pairs)
+
+  P8          `imgbuild app --push` on a fresh machine (an empty dockerd, empty cache and config
+              dirs, the previous chain in the registry) vs raw docker on one (build FROM the base
+              in the registry, which it pulls, then push); plus one imgbuild run with DOCKER_HOST
+              naming a socket nothing listens on, which must succeed. Target <= 0.1.
+  P5-BYTES    registry storage growth of P8's imgbuild pushes / (new layer + manifest + config),
+              worst push; the app's config must also be <= the base's config + 2 kB. Target
+              <= 1.0.
+  P2-ONESHOT  P2 with imgbuild as one process, no `imgbuild server`. Target <= 1.0.
+  P4-FRESH    one vendored gem added, `imgbuild base` on a fresh machine (whose RUN steps reach
+              Debian's archive through a proxy): seeded from the previous base image vs the
+              same with IMGBUILD_GEM_SEED=off; on the large app whatever --large says (its 12
+              C-extension gems; the example's are too few to say anything). Target <= 0.2.
+IMGBUILD_NATIVE=off in the environment measures the BuildKit path instead of the registry one.
 
 Sides alternate (A B A B …) because the machine is shared and noisy; the table shows medians
 with min-max. Details of every command go to ~/.cache/imgbuild-dev/bench/last-run.log.
@@ -24,20 +50,30 @@ from pathlib import Path
 
 import apps
 import cases
+import fresh_cases
 import tools
 from tools import BENCH_HOME, ENGINES, LOG, BenchError, machine
 
 ALL_CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")  # the default; on example (and large)
 RAILS_CASES = ("R1",)  # on examples/rails only: with --rails or named in --cases
+FRESH_CASES = fresh_cases.CASES  # issue 17's (minutes): the full run (--large) or named
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 pair, example only")
-    parser.add_argument("--cases", default=",".join(ALL_CASES), help="e.g. P1,P2 (default all)")
+    parser.add_argument(
+        "--cases",
+        help="e.g. P1,P2 (default P1-P7; with --large or --large-only also "
+        + ",".join(FRESH_CASES)
+        + ")",
+    )
     parser.add_argument("--pairs", type=int, default=5, help="A/B pairs per case (default 5)")
     parser.add_argument(
-        "--cold-runs", type=int, default=1, help="cold builds per case (P3, P4 peers; minutes each)"
+        "--cold-runs",
+        type=int,
+        default=1,
+        help="cold builds per case (P3, P4 peers; P4-FRESH pairs; minutes each)",
     )
     parser.add_argument(
         "--naive-runs", type=int, help="naive rebuilds in P2 (default: one per pair)"
@@ -64,6 +100,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.pairs, args.large, args.large_only = 1, False, False
+    if args.cases is None:  # the default selection; the full run adds issue 17's slow cases
+        full = args.large or args.large_only
+        args.cases = ",".join(ALL_CASES + (FRESH_CASES if full else ()))
     return args
 
 
@@ -85,6 +124,7 @@ def run_app(bench: apps.BenchApp, wanted: set[str], opts: cases.Options) -> list
         if any(ids[i : i + 2] in wanted for i in range(0, len(ids), 2)):
             print(f"… {bench.label}: {ids}", flush=True)
             rows += step()
+    rows += fresh_cases.run_cases(bench, wanted & set(FRESH_CASES), opts)
     _, doc = bench.imgbuild("app", "--push")  # back to the pristine source: a no-op
     keep = {layer["image"] for layer in doc["layers"]}
     assets = bench.specs()["app"].assets
@@ -136,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {c.strip().upper() for c in args.cases.split(",") if c.strip()}
     if args.rails:
         wanted |= set(RAILS_CASES)
-    unknown = wanted - set(ALL_CASES) - set(RAILS_CASES)
+    unknown = wanted - set(ALL_CASES) - set(RAILS_CASES) - set(FRESH_CASES)
     if unknown:
         print(f"bench/run: unknown case(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -199,11 +239,16 @@ def _run_engine(
 ) -> list[cases.Row]:
     """Every wanted case on the engine `tools.use_engine` chose, with that engine's own apps."""
     classic = wanted & set(ALL_CASES)
+    fresh = wanted & set(FRESH_CASES)
+    either = classic | (fresh - fresh_cases.LARGE_ONLY)  # on the example, and large if asked
+    on_large = fresh & fresh_cases.LARGE_ONLY  # P4-FRESH: the large app's gem set or nothing
+    if args.large or args.large_only:
+        on_large |= either
     benches = []
-    if classic and not args.large_only:
-        benches.append((apps.example_app, classic, opts))
-    if classic and (args.large or args.large_only):
-        benches.append((apps.large_app, classic, large))
+    if either and not args.large_only:
+        benches.append((apps.example_app, either, opts))
+    if on_large:
+        benches.append((apps.large_app, on_large, large))
     if wanted & set(RAILS_CASES):
         benches.append((apps.rails_app, wanted & set(RAILS_CASES), opts))
     rows: list[cases.Row] = []

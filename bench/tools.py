@@ -8,6 +8,7 @@ import platform
 import statistics
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -198,6 +199,20 @@ def metadata_bytes(ref: str) -> int:
         if _is_attestation(entry):
             total += sum(int(layer["size"]) for layer in child.get("layers") or ())
     return total
+
+
+def manifest_bytes(ref: str) -> int:
+    """Bytes of the manifest `ref` names plus the blobs it lists (config, layers), as stored;
+    0 when the registry has no such tag (an OCI artifact, say, that was not pushed)."""
+    try:
+        raw = _raw_manifest(ref)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return 0
+        raise
+    body = json.loads(raw)
+    blobs = [body.get("config") or {}, *(body.get("layers") or ())]
+    return len(raw) + sum(int(blob.get("size") or 0) for blob in blobs)
 
 
 def layer_sizes(ref: str) -> dict[str, int]:

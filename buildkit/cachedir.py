@@ -30,6 +30,8 @@ repository made safe for a file name (`fsutil.safe_name`: 127.0.0.1:5000/hello-a
     │   ├── layer-sizes.json             uncompressed size by layer diff_id
     │   ├── files/<diff_id hex>.json     a layer's files, from its tarball
     │   └── manifests/<sha>.json         an image's manifest facts by digest and platform
+    ├── native/                          run.native: the app layer tarball the registry-native
+    │                                    path writes, uploads and deletes (.<pid>.tar.gz)
     ├── contexts/                        run.staging: build contexts, kept for incremental
     │   │                                transfer
     │   ├── <repo>.lock                  flock: runs staging one image take turns
@@ -123,6 +125,11 @@ def manifest_facts(cache_dir: Path, digest: str, platform: str) -> Path:
 
 
 # ---- staging ---------------------------------------------------------------------------------
+
+
+def native_scratch(cache_dir: Path) -> Path:
+    """Where the registry-native app path writes its layer tarball before the upload."""
+    return cache_dir / "native"
 
 
 def context_dir(cache_dir: Path, repository: str) -> Path:

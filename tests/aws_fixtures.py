@@ -12,14 +12,22 @@ AWS_ENDPOINT_URL, so subprocesses (the imgbuild CLI) talk to it too; `moto_calls
 moto 5.2.5 lacks CodeBuild's UpdateProject, webhooks and report groups, and drops a project's
 buildBatchConfig; `_extend_codebuild` adds them to moto's CodeBuild backend (its internals, hence
 the pin) so real boto3 calls, which botocore validates against the service model, round-trip.
+
+It lacks ECR's GetAccountSetting/PutAccountSetting too (HTTP 500); `_extend_ecr` adds them, with
+the setting names in ACCOUNT_SETTINGS (a test removes one to play a region that does not know
+it), and answers an ECR call that moto's IAM enforcement denies the way ECR does (a JSON
+AccessDeniedException, not moto's XML AccessDenied). `iam_caller` switches a test to an IAM user
+whose policy moto enforces (allow everything, deny what the test names).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -74,6 +82,78 @@ def _extend_codebuild() -> None:
         "delete_report_group",
     ):
         setattr(CodeBuildResponse, name, globals()[f"_{name}"])
+
+
+#: ECR's account settings: name → (value before any put, accepted values). The names are the ones
+#: botocore's model documents for GetAccountSetting; an unknown name is a ValidationException.
+ACCOUNT_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "BASIC_SCAN_TYPE_VERSION": ("AWS_NATIVE", ("AWS_NATIVE", "CLAIR")),
+    "REGISTRY_POLICY_SCOPE": ("V1", ("V1", "V2")),
+    "BLOB_MOUNTING": ("DISABLED", ("ENABLED", "DISABLED")),
+}
+
+
+def _extend_ecr() -> None:
+    from moto.ecr.responses import ECRResponse
+
+    ECRResponse.get_account_setting = _get_account_setting  # type: ignore[attr-defined]
+    ECRResponse.put_account_setting = _put_account_setting  # type: ignore[attr-defined]
+    authorize = ECRResponse._authenticate_and_authorize_normal_action
+    if not getattr(authorize, "_imgbuild_extended", False):
+        ECRResponse._authenticate_and_authorize_normal_action = _denied_as_json(authorize)  # type: ignore[method-assign]
+
+
+def _account_settings(self: Any) -> dict[str, str]:
+    """Stored on the backend (one per account and region, like ECR's), wiped by moto's reset."""
+    values: dict[str, str] = self.ecr_backend.__dict__.setdefault("_imgbuild_account_settings", {})
+    return values
+
+
+def _setting_name(self: Any) -> str:
+    from moto.ecr.exceptions import ValidationException
+
+    name = str(self._get_param("name"))
+    if name not in ACCOUNT_SETTINGS:
+        raise ValidationException(
+            f"1 validation error detected: Value '{name}' at 'name' failed to satisfy "
+            f"constraint: Member must satisfy enum value set: [{', '.join(ACCOUNT_SETTINGS)}]"
+        )
+    return name
+
+
+def _get_account_setting(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    name = _setting_name(self)
+    value = _account_settings(self).get(name, ACCOUNT_SETTINGS[name][0])
+    return ActionResult({"name": name, "value": value})
+
+
+def _put_account_setting(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+    from moto.ecr.exceptions import ValidationException
+
+    name = _setting_name(self)
+    value = str(self._get_param("value"))
+    if value not in ACCOUNT_SETTINGS[name][1]:
+        raise ValidationException(f"Invalid value '{value}' for account setting {name}")
+    _account_settings(self)[name] = value
+    return ActionResult({"name": name, "value": value})
+
+
+def _denied_as_json(original: Any) -> Any:
+    def authorize(self: Any, resource: str = "*") -> None:
+        from moto.core.exceptions import AccessDeniedError, JsonRESTError
+
+        try:
+            original(self, resource)
+        except AccessDeniedError as exc:
+            error = JsonRESTError("AccessDeniedException", exc.message)
+            error.code = 403
+            raise error from None
+
+    authorize._imgbuild_extended = True  # type: ignore[attr-defined]
+    return authorize
 
 
 _EXTRA_PROJECT_FIELDS = ("buildBatchConfig", "concurrentBuildLimit")
@@ -270,6 +350,7 @@ def moto_server() -> Iterator[str]:
 
     _record_calls()
     _extend_codebuild()
+    _extend_ecr()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -300,3 +381,35 @@ def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def moto_calls(aws_env: str) -> list[tuple[str, str]]:
     """(service, operation) of every request moto answered since this test's reset."""
     return _calls
+
+
+@pytest.fixture
+def iam_caller(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., str]]:
+    """`iam_caller(deny=["ecr:PutAccountSetting"])`: from then on this test's AWS calls (and its
+    child processes') are an IAM user's that may do anything but `deny`, as moto's IAM
+    enforcement judges it; returns the user's ARN. Enforcement ends with the test."""
+    import boto3
+    from moto.core.authorization import enable_iam_authentication
+
+    with ExitStack() as stack:
+
+        def use(*, deny: Sequence[str] = (), name: str = "imgbuild-ci") -> str:
+            iam = boto3.client("iam", region_name=REGION)
+            arn = str(iam.create_user(UserName=name)["User"]["Arn"])
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+            statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+            if deny:
+                statements.append({"Effect": "Deny", "Action": list(deny), "Resource": "*"})
+            iam.put_user_policy(
+                UserName=name,
+                PolicyName="imgbuild-test",
+                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+            )
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+            # boto3's default session keeps the credentials it first read: start a new one.
+            monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+            stack.enter_context(enable_iam_authentication())
+            return arn
+
+        yield use

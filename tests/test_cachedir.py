@@ -29,6 +29,7 @@ LAYOUT: list[tuple[Callable[[], Path], str]] = [
     ),
     (lambda: cachedir.history_file(C, "shop/ä app"), "/c/history/shop_app.jsonl"),
     (lambda: cachedir.verify_dir(C, "shop/web"), "/c/verify/shop_web"),
+    (lambda: cachedir.native_scratch(C), "/c/native"),
     (lambda: cachedir.layer_sizes(C), "/c/reports/layer-sizes.json"),
     (lambda: cachedir.layer_files(C, "b" * 64), f"/c/reports/files/{'b' * 64}.json"),
     (
@@ -76,7 +77,7 @@ def test_every_public_function_is_pinned() -> None:
 def test_the_docstring_tree_names_every_top_level_entry() -> None:
     doc = cachedir.__doc__ or ""
     tops = {ask().relative_to(C).parts[0] for ask, _ in LAYOUT}
-    assert len(tops) == 10
+    assert len(tops) == 11
     assert sorted(t for t in tops if f"── {t}" not in doc) == []
 
 

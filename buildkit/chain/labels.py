@@ -1,7 +1,8 @@
 """Image labels imgbuild writes, and the compact encoding of a layer's recorded inputs.
 
-Labels travel on argv (`--label`), and Linux caps one argument at 128 KiB, so the inputs map is
-zlib-compressed; when even that is too big (huge source trees) the per-file entries are folded into
+The inputs map is not a label any more (it cost every app config ~36 kB on a large app): it is
+stored beside the image as an artifact (chain.inputsref), in this encoding: zlib-compressed, and
+when even that is too big (huge source trees) the per-file entries are folded into
 per-directory digests, which still lets `plan` say "app/models changed".
 """
 
@@ -15,7 +16,6 @@ from collections.abc import Mapping
 
 KEY = "org.imgbuild.key"
 LAYER = "org.imgbuild.layer"
-INPUTS = "org.imgbuild.inputs"
 PARENT = "org.imgbuild.parent"
 MAX_ENCODED = 64 * 1024
 

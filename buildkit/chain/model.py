@@ -84,6 +84,10 @@ class LayerOutcome:
     tags: list[str] = field(default_factory=list)  # tags written to the registry in this run
     forced: bool = False  # rebuilt by --no-cache although its key was already built
     snapshot: dict[str, Any] | None = None  # app.delta: the source snapshot it was built on
+    # How a built layer was made: "buildkit", or "native" (the app assembled in the registry,
+    # run.native); path_reason says why a pushed app was not assembled natively.
+    path: str | None = None
+    path_reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         spec = self.plan.spec
@@ -100,6 +104,8 @@ class LayerOutcome:
             "push_seconds": round(self.push_seconds, 3),
             "tags": list(self.tags),
             "snapshot": self.snapshot,
+            "path": self.path,
+            "path_reason": self.path_reason,
             "steps": [
                 {"name": s.name, "seconds": round(s.seconds, 3), "cached": s.cached}
                 for s in self.steps

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from buildkit import cachedir
-from buildkit.chain import layers, state
-from buildkit.chain.model import LayerPlan, LayerSpec, Status
+from buildkit.chain import inputsref, layers, state
+from buildkit.chain.model import MOVING_TAG, LayerPlan, LayerSpec, Status
 from buildkit.config.loading import LAYERS, Config
 from buildkit.engine import docker_api
 from buildkit.engine.registry import RegistryClient, split_ref
@@ -36,12 +36,14 @@ def make_plan(
     force: frozenset[str] = frozenset(),
     push: bool = False,
     local_image: Callable[[str], docker_api.LocalImage | None] = docker_api.local_image,
+    registry_only: Callable[[LayerSpec], bool] = lambda _spec: False,
 ) -> list[LayerPlan]:
     """Plan the chain up to target. `force` names layers to rebuild even when up to date;
     without a registry client only the local daemon is asked. The daemon is not asked about a
     layer the registry has, unless the run needs that image locally (the target, without
-    `push`): a no-op `--push` never touches the daemon. `local_image` asks the daemon (a seam:
-    unit tests pass a fake image store)."""
+    `push`): a no-op `--push` never touches the daemon, nor does a push of an app that
+    `registry_only` says is assembled in the registry (run.native) rather than taken from the
+    daemon. `local_image` asks the daemon (a seam: unit tests pass a fake image store)."""
     cache = digest_cache(config)
     cache.load()
     specs = layers.chain(config, cache)[: len(layers_up_to(target))]
@@ -50,12 +52,26 @@ def make_plan(
     for spec in specs:
         parent_plan = plans[-1] if plans else None
         needs_local = not push and spec.name == target
+        lookup = _unless(registry_only, spec, local_image) if push else local_image
         plans.append(
             _plan_layer(
-                config, spec, parent_plan, registry, spec.name in force, needs_local, local_image
+                config, spec, parent_plan, registry, spec.name in force, needs_local, lookup
             )
         )
     return plans
+
+
+def _unless(
+    registry_only: Callable[[LayerSpec], bool],
+    spec: LayerSpec,
+    local_image: Callable[[str], docker_api.LocalImage | None],
+) -> Callable[[str], docker_api.LocalImage | None]:
+    """local_image, except for a layer registry_only names (asked only if the daemon would be)."""
+
+    def lookup(ref: str) -> docker_api.LocalImage | None:
+        return None if registry_only(spec) else local_image(ref)
+
+    return lookup
 
 
 def _plan_layer(
@@ -83,7 +99,7 @@ def _plan_layer(
         reasons = (
             ("--no-cache asked for a rebuild",)
             if forced and present
-            else tuple(explain(config, spec, parent))
+            else tuple(explain(config, spec, parent, registry))
         )
     return LayerPlan(
         spec=spec,
@@ -94,14 +110,27 @@ def _plan_layer(
     )
 
 
-def explain(config: Config, spec: LayerSpec, parent: LayerPlan | None) -> list[str]:
-    """Why spec must be built, against the inputs recorded for this layer's last image."""
+def explain(
+    config: Config,
+    spec: LayerSpec,
+    parent: LayerPlan | None,
+    registry: RegistryClient | None = None,
+) -> list[str]:
+    """Why spec must be built, against the inputs recorded for this layer's last image on this
+    machine, or else those stored beside the registry's `latest` (chain.inputsref): a fresh
+    machine still says which files changed."""
     reasons: list[str] = []
     if parent is not None and parent.status == "build":
         reasons.append(
             f"{parent.spec.name} image changes (new {parent.spec.name} key {parent.spec.tag})"
         )
     previous = state.load(config.cache_dir, spec.repository)
+    if previous is None and registry is not None:
+        repo = split_ref(spec.image)[1]
+        stored = inputsref.load_latest(registry, repo, MOVING_TAG)
+        if stored is not None:
+            changes = diff_inputs(stored, spec.inputs)
+            return reasons + (changes or [f"image {spec.image} is missing"])
     if previous is None:
         where = f"locally or in {config.registry}" if config.registry else "locally"
         reasons.append(f"no image {spec.image} {where}, and no earlier build recorded")

@@ -5,6 +5,11 @@ JUnit file through a `reports` group. Only the main buildspec moves release tags
 lets the preflight decide from the webhook trigger. Paths in a buildspec are relative to the
 repository root, which is where CodeBuild runs the commands.
 
+No command waits for, logs in to or asks a Docker daemon (`docker info`, `docker login`, a
+dockerd wait): imgbuild authenticates to the registry itself and connects to the daemon only
+when it must build with BuildKit, so a source-only build, assembled in the registry
+(run/native.py), runs the same buildspec in a project without privileged mode.
+
 With a `verify:` section the app is built with `--verify` (verified before anything is pushed)
 and a second `reports` group publishes verify's JUnit; without one the output is unchanged.
 """

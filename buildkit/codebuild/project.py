@@ -22,6 +22,9 @@ from buildkit.errors import ConfigError
 
 PR_EVENTS = "PULL_REQUEST_CREATED, PULL_REQUEST_UPDATED, PULL_REQUEST_REOPENED"
 CACHE_MODES = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]
+#: Without privilegedMode there is no Docker daemon whose layers could be cached (AWS: the Docker
+#: layer cache needs privileged mode), so a non-privileged project keeps the source cache only.
+UNPRIVILEGED_CACHE_MODES = ["LOCAL_SOURCE_CACHE"]
 MANAGED_TAG = {"key": "managed-by", "value": "imgbuild"}
 _ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 #: Pull and push, plus what `--push` does to keep the repositories as configured (docs/ecr.md):
@@ -163,7 +166,7 @@ def _project(config: Config, kind: str, role: str) -> dict[str, Any]:
         "source": source,
         "artifacts": {"type": "NO_ARTIFACTS"},
         "environment": _environment(config),
-        "cache": {"type": "LOCAL", "modes": list(CACHE_MODES)},
+        "cache": {"type": "LOCAL", "modes": cache_modes(config)},
         "serviceRole": role,
         "timeoutInMinutes": settings.timeout_minutes,
         "queuedTimeoutInMinutes": settings.queued_timeout_minutes,
@@ -184,6 +187,10 @@ def _project(config: Config, kind: str, role: str) -> dict[str, Any]:
             "batchReportMode": "REPORT_AGGREGATED_BATCH",
         }
     return params
+
+
+def cache_modes(config: Config) -> list[str]:
+    return list(CACHE_MODES if config.codebuild.privileged else UNPRIVILEGED_CACHE_MODES)
 
 
 def _environment(config: Config) -> dict[str, Any]:
@@ -299,6 +306,9 @@ def _statements(config: Config, account: Account) -> list[dict[str, Any]]:
     repos = ecr_repositories(config, account)
     if repos:
         statements.append(_allow("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]))
+        # Read-only: `--push` checks that BLOB_MOUNTING is on (docs/ecr.md). Turning it on is
+        # left to `imgbuild ecr ensure` run once by someone allowed ecr:PutAccountSetting.
+        statements.append(_allow("EcrRegistrySettings", ["ecr:GetAccountSetting"], ["*"]))
         statements.append(_allow("EcrPushPull", _ECR_ACTIONS, repos))
     statements.extend(_secret_statements(config, account))
     if config.codebuild.batch:

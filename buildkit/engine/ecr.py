@@ -63,10 +63,39 @@ def call_allowing(
     return _call(what, function, allowed, kwargs)
 
 
-def _call(
-    what: str, function: Callable[..., T], allowed: tuple[str, ...], kwargs: dict[str, Any]
-) -> T | None:
+@dataclass(frozen=True)
+class Refusal:
+    """An AWS API's error answer, for a caller that carries on without the call."""
+
+    code: str
+    message: str
+    status: int  # HTTP status; 0 when botocore saw none
+
+    @property
+    def denied(self) -> bool:
+        """The caller's identity may not make the call (IAM, an SCP, a permissions boundary)."""
+        return self.code in ("AccessDeniedException", "AccessDenied") or self.status == 403
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def call_or_refusal(what: str, function: Callable[..., T], **kwargs: Any) -> T | Refusal:
+    """Like call, but the API's error answer (after transient ones were retried) is returned,
+    not raised: for optional steps that warn and go on. Unreachable endpoints still raise."""
     from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _attempt(function, kwargs)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return Refusal(str(error.get("Code", "")), str(error.get("Message", "")), int(status))
+    except BotoCoreError as exc:
+        raise AwsError(f"{what}: {exc}; check AWS credentials, region and network") from None
+
+
+def _attempt(function: Callable[..., T], kwargs: dict[str, Any]) -> T:
     from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
     @retry(
@@ -79,8 +108,16 @@ def _call(
     def attempt() -> T:
         return function(**kwargs)
 
+    return attempt()
+
+
+def _call(
+    what: str, function: Callable[..., T], allowed: tuple[str, ...], kwargs: dict[str, Any]
+) -> T | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
-        return attempt()
+        return _attempt(function, kwargs)
     except ClientError as exc:
         error = exc.response.get("Error", {})
         if error.get("Code") in allowed:

@@ -58,6 +58,9 @@ class _StripAuthOnRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_StripAuthOnRedirect())
 
 
+_UPLOAD_ATTEMPTS = 3  # sessions per blob upload (each PUT has its own transient retries)
+
+
 class _Transient(Exception):
     """A failure worth retrying: connection refused/reset, timeout, 5xx, 429."""
 
@@ -164,16 +167,42 @@ class RegistryClient:
         return True
 
     def upload_blob(self, repo: str, digest: str, payload: bytes | IO[bytes]) -> None:
-        """Monolithic upload: POST a session, PUT the bytes with their digest."""
+        """Monolithic upload: POST a session, PUT the bytes with their digest. A PUT that fails
+        (a registry error, a dropped connection) may have spent its session, so a retry opens
+        a new one rather than PUT again to a location the registry may have dropped."""
+        for attempt in range(_UPLOAD_ATTEMPTS):
+            status = self._put_blob(repo, digest, payload, self._open_session(repo))
+            if status < 300:
+                return
+            if status in (401, 403) or attempt == _UPLOAD_ATTEMPTS - 1:
+                self._raise_for(status, f"{repo}@{digest}")
+            log.warn(f"upload of {repo}@{digest[:19]} got HTTP {status}; retrying in a new session")
+
+    def mount_blob(self, repo: str, digest: str, source_repo: str) -> bool:
+        """Ask the registry to link digest from source_repo into repo without a transfer.
+        True when it did (201); False when it answered with an ordinary upload session (202:
+        mounting is off, as on ECR without BLOB_MOUNTING, or the blob is not readable there),
+        and the caller must upload the bytes."""
+        query = urllib.parse.urlencode({"mount": digest, "from": source_repo})
+        status, _, _ = self._request("POST", f"{repo}/blobs/uploads/?{query}", repo)
+        if status == 201:
+            return True
+        self._raise_for(status, f"mount of {source_repo}@{digest[:19]} into {repo}")
+        return False  # the 202 session is left to expire: the upload opens its own
+
+    def _open_session(self, repo: str) -> str:
         status, headers, _ = self._request("POST", f"{repo}/blobs/uploads/", repo)
         self._raise_for(status, f"upload to {repo}")
         location = headers.get("Location", "")
         if location.startswith("/"):
             location = f"{self.scheme}://{self.host}{location}"
+        return location
+
+    def _put_blob(self, repo: str, digest: str, payload: bytes | IO[bytes], location: str) -> int:
         separator = "&" if "?" in location else "?"
         url = f"{location}{separator}{urllib.parse.urlencode({'digest': digest})}"
         status, _, _ = self._request("PUT", url, repo, ("application/octet-stream", payload))
-        self._raise_for(status, f"{repo}@{digest}")
+        return status
 
     def download_blob(self, repo: str, digest: str, out: IO[bytes]) -> None:
         """Stream a blob into out (large layers never sit in memory)."""

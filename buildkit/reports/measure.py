@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from buildkit import cachedir, fsutil, log
+from buildkit.applayer import imageconfig
 from buildkit.config.loading import Config
 from buildkit.engine import docker_api
 from buildkit.engine.registry import RegistryClient, is_loopback, split_ref
@@ -31,7 +31,6 @@ from buildkit.run.access import RegistryAccess
 _LAYER_ENTRY = re.compile(
     r"^(?:RUN|COPY|ADD|WORKDIR)\b|^/bin/sh -c (?!#\(nop\))|^/bin/sh -c #\(nop\) (?:COPY|ADD)\b"
 )
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,7 +165,7 @@ class Measurer:
         )
 
     def _wanted_platform(self) -> str:
-        return self.config.platform or f"linux/{_ARCH.get(platform.machine(), 'amd64')}"
+        return imageconfig.wanted_platform(self.config.platform)
 
     def _platform_manifest(
         self, client: RegistryClient, repo: str, body: Mapping[str, Any]
@@ -174,13 +173,9 @@ class Measurer:
         """The image manifest itself, or the entry of an index for our platform."""
         if "manifests" not in body:
             return body
-        os_name, _, arch = self._wanted_platform().partition("/")
-        for entry in body["manifests"]:
-            found = entry.get("platform") or {}
-            if found.get("os") == os_name and found.get("architecture") == arch.split("/")[0]:
-                sub = client.manifest(repo, str(entry["digest"]))
-                return sub.body if sub else None
-        return None
+        digest = imageconfig.platform_manifest(body, self._wanted_platform())
+        sub = client.manifest(repo, digest) if digest else None
+        return sub.body if sub else None
 
     def _from_daemon(self, ref: str) -> _Facts | None:
         try:

@@ -19,7 +19,7 @@ from buildkit.config.loading import Config
 from buildkit.engine import docker_api
 from buildkit.engine.registry import RegistryClient, split_ref
 from buildkit.errors import ImgbuildError
-from buildkit.run import pushing, secrets
+from buildkit.run import gemseed, native, pushing, secrets
 from buildkit.run.access import RegistryAccess, ensure_ecr_repositories, open_registry
 from buildkit.source import gitinfo
 
@@ -51,14 +51,29 @@ def run(
         ensure_ecr_repositories(config, access)
     client = access.client() if config.registry else None
     force = frozenset({options.target}) if options.no_cache else frozenset()
-    plans = make_plan(config, options.target, registry=client, force=force, push=options.push)
+    plans = make_plan(
+        config,
+        options.target,
+        registry=client,
+        force=force,
+        push=options.push,
+        registry_only=native.eligible,
+    )
     outcomes = [LayerOutcome(plan=p, image_id=p.local_id, digest=p.remote_digest) for p in plans]
     phases["plan"] = timer.seconds
     _announce(plans)
     git = gitinfo.detect(config.app.context)
     stale = [o for o in outcomes if o.plan.status == "build"]
+    choice = _native_choice(config, options, stale, client)
+    if choice is not None and choice.reason is None:
+        stale = stale[:-1]  # the app: assembled in the registry once its parents are in
     if stale:
         _build_stale(config, options, stale, access, client, git)
+    if choice is not None and choice.reason is None:
+        assert client is not None
+        app = outcomes[-1]
+        app_labels = _build_labels(app.plan.spec, git, config, reproducible=True)
+        native.assemble(config, app, client, choice, app_labels)
     target = outcomes[-1]
     if not options.push and target.image_id is None:
         pull_timer = log.Timer()
@@ -120,23 +135,45 @@ def _build_stale(
             )
 
 
+def _native_choice(
+    config: Config, options: RunOptions, stale: list[LayerOutcome], client: RegistryClient | None
+) -> native.Choice | None:
+    """For a stale app that this run pushes: assembled in the registry, or why BuildKit builds
+    it (said, and kept in the outcome). None when the question does not arise."""
+    if not options.push or not stale or stale[-1].plan.spec.name != "app":
+        return None
+    app = stale[-1]
+    if options.no_cache and options.target == "app":
+        choice = native.Choice("--no-cache asked for a BuildKit rebuild")
+    else:
+        choice = native.choose(config, app.plan.spec, client)
+    if choice.reason is not None:
+        app.path_reason = choice.reason
+        log.info(f"app: building with BuildKit: {choice.reason}")
+    return choice
+
+
 def _announce(plans: list[LayerPlan]) -> None:
     for p in plans:
         why = f" ({'; '.join(p.reasons)})" if p.reasons else ""
         log.info(f"{p.spec.name}: {p.status} {p.spec.image}{why}")
 
 
-def _build_labels(spec: LayerSpec, git: gitinfo.GitInfo, config: Config) -> dict[str, str]:
-    result = {
-        labels.KEY: spec.key,
-        labels.LAYER: spec.name,
-        labels.INPUTS: labels.encode_inputs(spec.inputs),
-    }
+def _build_labels(
+    spec: LayerSpec, git: gitinfo.GitInfo, config: Config, *, reproducible: bool = False
+) -> dict[str, str]:
+    """The layer's labels. Its inputs are not among them: they travel beside the image as an
+    artifact (chain.inputsref), so a push stores no 36 kB label in every app config."""
+    result = {labels.KEY: spec.key, labels.LAYER: spec.name, **gemseed.labels(spec)}
     if spec.parent is not None:
         result[labels.PARENT] = spec.parent.image
     if spec.name == "app":
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        result["org.opencontainers.image.created"] = now
+        moment = (
+            datetime.datetime.fromtimestamp(gitinfo.source_epoch(config.app.context), datetime.UTC)
+            if reproducible
+            else datetime.datetime.now(datetime.UTC)
+        )
+        result["org.opencontainers.image.created"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         if git.commit:
             result["org.opencontainers.image.revision"] = git.commit
         source = config.app.source_url or git.source_url
@@ -202,6 +239,8 @@ def _build(
                 config, engine, spec, client, forced=forced, env=env
             )
         build_args = dict(spec.build_args)
+        if not forced:  # --no-cache: every gem compiled again, as asked
+            build_args |= gemseed.seed_build_args(config, spec, client)
         if on_snapshot:
             decision, seconds = underlays.ensure_snapshot(
                 config, engine, spec, forced=forced, env=env
@@ -231,6 +270,7 @@ def _build(
             if on_snapshot:  # the delta's hard links to the app's files are not kept
                 contexts.clear_delta(config, spec)
     outcome.built = True
+    outcome.path = "buildkit"
     outcome.image_id = result.image_id
     outcome.build_seconds = result.seconds + under_seconds
     outcome.steps = result.steps

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from buildkit import log
+from buildkit.chain import inputsref
 from buildkit.chain.model import LayerOutcome, LayerSpec
 from buildkit.chain.tagpolicy import TagPolicy
 from buildkit.engine import docker_api
@@ -55,6 +56,8 @@ def _push_content(
     spec = outcome.plan.spec
     if outcome.digest is not None and not outcome.built:
         return  # the plan found it in the registry under its content key: nothing to push
+    if outcome.path == "native":
+        return  # assembled in the registry (run.native): its content tag is in already
     _, repo, tag = split_ref(spec.image)
     remote = client.exists(repo, tag)  # a built layer: another run may have pushed it meanwhile
     if outcome.image_id is None:
@@ -89,6 +92,7 @@ def _push_content(
         _push_hidden("bulk", spec.bulk.image, access, client, push_image)
     log.info(f"{spec.name}: pushing {spec.image}")
     digest = _sdk_push(spec.image, access, push_image)
+    inputsref.push(client, repo, tag, _manifest(client, spec.image), spec.inputs)
     outcome.digest = digest
     outcome.push_seconds = timer.seconds
     outcome.pushed = True

@@ -57,3 +57,14 @@ def _detect(directory: str, variables: tuple[str, ...]) -> GitInfo:
     branch = branch or _git(where, "symbolic-ref", "--short", "-q", "HEAD")
     url = repo_url or _git(where, "remote", "get-url", "origin")
     return GitInfo(commit=commit, branch=branch, source_url=strip_credentials(url))
+
+
+def source_epoch(directory: Path) -> int:
+    """The time a reproducible build stamps on what it writes: SOURCE_DATE_EPOCH when set (the
+    reproducible-builds convention), else the commit time of HEAD, else 0. Never "now": two
+    machines building one commit must write the same bytes."""
+    given = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if given.isdigit():
+        return int(given)
+    stamp = _git(directory, "log", "-1", "--format=%ct")
+    return int(stamp) if stamp and stamp.isdigit() else 0

@@ -536,12 +536,25 @@ def test_assets_are_precompiled_once_and_reused_by_a_ruby_edit(project: Project)
     assert new_run != run
     assert unwanted == []
 
-    # A machine without the assets image (a fresh CI runner) pulls it rather than precompile.
+    # A machine without the assets image (a fresh CI runner) assembles the app on the registry's
+    # assets image (run/native.py): neither precompiled nor pulled.
     subprocess.run(["docker", "rmi", new_assets], capture_output=True, check=True, timeout=60)
     greeting.write_text(greeting.read_text() + "# another edit\n")
     fourth = project.run("app", "--push", "--json")
     assert fourth.returncode == 0, fourth.stderr[-3000:]
-    assert f"pulling its assets image {new_assets}" in fourth.stderr
-    assert "building its assets image" not in fourth.stderr
+    assert f"on {new_assets} (no daemon)" in fourth.stderr
+    assert "assets image" not in fourth.stderr.replace(f"on {new_assets}", "")
     doc = layers_by_name(json.loads(fourth.stdout))
+    assert doc["app"]["path"] == "native"
+    assert _look_inside(doc["app"]["image"])[1] == new_run
+
+    # Built by BuildKit there (IMGBUILD_NATIVE=off), it pulls the assets image, not precompile.
+    subprocess.run(["docker", "rmi", new_assets], capture_output=True, check=False, timeout=60)
+    greeting.write_text(greeting.read_text() + "# a third edit\n")
+    fifth = project.run("app", "--push", "--json", extra_env={"IMGBUILD_NATIVE": "off"})
+    assert fifth.returncode == 0, fifth.stderr[-3000:]
+    assert f"pulling its assets image {new_assets}" in fifth.stderr
+    assert "building its assets image" not in fifth.stderr
+    doc = layers_by_name(json.loads(fifth.stdout))
+    assert (doc["app"]["path"], doc["app"]["path_reason"]) == ("buildkit", "IMGBUILD_NATIVE=off")
     assert _look_inside(doc["app"]["image"])[1] == new_run

@@ -207,7 +207,9 @@ def _tree_listing(image: str) -> dict[str, str]:
 
 
 def _app_doc(project: Project) -> tuple[dict[str, Any], str]:
-    result = project.run("app", "--push", "--json")
+    # The snapshot is for an app BuildKit builds (a Dockerfile that runs something after the
+    # COPY): with the registry-native path off, a pushed app is such an app.
+    result = project.run("app", "--push", "--json", extra_env={"IMGBUILD_NATIVE": "off"})
     assert result.returncode == 0, result.stderr[-3000:]
     return layers_by_name(json.loads(result.stdout))["app"], result.stderr
 

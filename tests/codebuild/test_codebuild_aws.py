@@ -95,6 +95,23 @@ def test_apply_creates_everything_and_a_second_apply_changes_nothing(
     assert not {a for _, a in moto_calls} & WRITES, moto_calls
 
 
+def test_a_non_privileged_project_drops_the_docker_layer_cache(tmp_path: Path) -> None:
+    """No daemon, nothing for LOCAL_DOCKER_LAYER_CACHE to keep (it needs privileged mode)."""
+    path = write_config(tmp_path / "shop", FULL_SECTION + "  privileged: false\n")
+    config = configmod.resolve(path, env={})
+    specs = project.projects(config, project.Account(ACCOUNT, REGION))
+    for spec in specs:
+        assert spec.params["environment"]["privilegedMode"] is False
+        assert spec.params["cache"] == {"type": "LOCAL", "modes": ["LOCAL_SOURCE_CACHE"]}
+    privileged = configmod.resolve(write_config(tmp_path / "default"), env={})
+    for spec in project.projects(privileged, project.Account(ACCOUNT, REGION)):
+        assert spec.params["environment"]["privilegedMode"] is True
+        assert spec.params["cache"]["modes"] == [
+            "LOCAL_DOCKER_LAYER_CACHE",
+            "LOCAL_SOURCE_CACHE",
+        ]
+
+
 def test_a_changed_compute_type_shows_in_plan_and_is_applied(shop: Path) -> None:
     imgbuild_json(shop, "apply", "--yes")
     shop.write_text(shop.read_text().replace("BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_LARGE"))
@@ -194,6 +211,8 @@ def test_the_created_role_is_least_privilege(shop: Path) -> None:
     policy = iam.get_role_policy(RoleName="shop-codebuild", PolicyName="imgbuild-codebuild")
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert statements["EcrLogin"]["Action"] == ["ecr:GetAuthorizationToken"]
+    # `--push` reads BLOB_MOUNTING (account-wide, no resource form); it may not change it.
+    assert statements["EcrRegistrySettings"]["Action"] == ["ecr:GetAccountSetting"]
     assert statements["EcrPushPull"]["Resource"] == ECR_REPOS
     assert "ecr:PutImage" in statements["EcrPushPull"]["Action"]
     assert statements["Secrets"]["Resource"] == [
@@ -204,8 +223,10 @@ def test_the_created_role_is_least_privilege(shop: Path) -> None:
     ]
     for statement in statements.values():
         assert all(not a.endswith("*") for a in statement["Action"]), statement
-        if statement["Sid"] != "EcrLogin":
+        if statement["Sid"] not in ("EcrLogin", "EcrRegistrySettings"):
             assert "*" not in statement["Resource"], statement
+    granted = {a for statement in statements.values() for a in statement["Action"]}
+    assert "ecr:PutAccountSetting" not in granted
 
 
 def test_a_policy_edit_in_aws_shows_as_a_statement_diff(shop: Path) -> None:

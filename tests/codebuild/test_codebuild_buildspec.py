@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,17 @@ def test_no_docker_login_imgbuild_authenticates_to_ecr_itself(
 ) -> None:
     for doc in rendered.values():
         assert not [c for p in doc["phases"].values() for c in p["commands"] if "login" in c]
+
+
+def test_no_command_needs_a_running_docker_daemon(
+    rendered: dict[str, dict[str, Any]], verified: dict[str, dict[str, Any]]
+) -> None:
+    """A source-only build needs no daemon (docs/codebuild.md, privileged mode): no `docker`
+    command, no dockerd start or wait before `imgbuild ... --push`."""
+    for doc in [*rendered.values(), *verified.values()]:
+        for phase in doc["phases"].values():
+            for command in [*phase["commands"], *phase.get("finally", [])]:
+                assert re.search(r"\bdocker(d)?\b", command) is None, command
 
 
 def test_render_defaults_to_buildspec_dir_at_the_repository_root(tmp_path: Path) -> None:

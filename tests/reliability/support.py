@@ -7,8 +7,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.registry_fixtures import MANIFEST_ACCEPT
+from tests.registry_proxy import FaultKind, FaultWhen, LogEntry, RegistryProxy
 
 ERROR_PREFIX = "imgbuild: error:"
 T = TypeVar("T")
@@ -188,6 +191,11 @@ def manifest_problems(address: str, repo: str, reference: str, depth: int = 0) -
     return problems
 
 
+def blob_status(address: str, repo: str, digest: str) -> int:
+    """The HTTP status of a HEAD of repo's blob `digest` (200: the repository has it)."""
+    return _get(f"http://{address}/v2/{repo}/blobs/{digest}", method="HEAD")[0]
+
+
 def registry_problems(address: str) -> list[str]:
     """Walk the whole registry: every tag's manifest and every blob it references."""
     problems = []
@@ -195,6 +203,96 @@ def registry_problems(address: str) -> list[str]:
         for tag in tags:
             problems += [f"tag {tag}: {p}" for p in manifest_problems(address, repo, tag)]
     return problems
+
+
+def upload_order_problems(log: tuple[LogEntry, ...], repo: str, tag: str) -> list[str]:
+    """What in a proxy's log shows repo:tag's manifest PUT before its blobs: every PUT of the
+    manifest must come after at least two committed blob uploads (201) into repo (the new
+    layer and the config of an image whose blobs the registry did not have before)."""
+    blob_put = re.compile(rf"^/v2/{re.escape(repo)}/blobs/uploads/[^/]+$")
+    manifest = f"/v2/{repo}/manifests/{tag}"
+    committed = 0
+    problems = []
+    for entry in log:
+        if entry.method == "PUT" and blob_put.match(entry.path) and entry.status == 201:
+            committed += 1
+        elif entry.method == "PUT" and entry.path == manifest and committed < 2:
+            problems.append(f"PUT {manifest} after {committed} committed blob upload(s)")
+    if not any(e.method == "PUT" and e.path == manifest for e in log):
+        problems.append(f"no PUT {manifest} in the proxy's log")
+    return problems
+
+
+class HoldingProxy(RegistryProxy):
+    """A `RegistryProxy` that can also
+
+    * hold one request mid-body (`hold`): once `after_bytes` of the first matching request's
+      body went upstream, its handler stops forwarding (`held` is set) until `release()`; the
+      client is left blocked in its upload, for as long as the test needs to kill it;
+    * send its requests to another upstream registry (`switch_upstream`): one registry address
+      (the same image names, so the same digests) in front of two registries.
+
+    Built on the proxy's two per-request hooks: `_draw_fault(..., "before")`, the first call of
+    every request (its handler thread remembers the request), and `_add(bytes_forwarded=...)`,
+    called after every body piece sent upstream."""
+
+    HOLD_SECONDS = 300.0  # a held handler gives up waiting: a failed test never hangs on it
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self._current = threading.local()
+        self._hold: tuple[str, re.Pattern[str], int] | None = None
+        self.held = threading.Event()
+        self._released = threading.Event()
+
+    def hold(self, method: str, path_regex: str, *, after_bytes: int) -> None:
+        """Hold the next `method` request whose path matches once `after_bytes` are forwarded."""
+        with self._lock:
+            self._hold = (method.upper(), re.compile(path_regex), after_bytes)
+        self.held.clear()
+        self._released.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._hold = None
+        self._released.set()
+
+    def switch_upstream(self, address: str) -> None:
+        """Forward every request from now on to the registry at `address` (127.0.0.1:PORT)."""
+        host, port = address.rsplit(":", 1)
+        with self._lock:
+            self.upstream_host, self.upstream_port = host, int(port)
+            self._upstream_names = {address, f"127.0.0.1:{port}", f"localhost:{port}"}
+
+    def stop(self) -> None:
+        self.release()
+        super().stop()
+
+    def _draw_fault(self, method: str, path: str, stage: FaultWhen) -> FaultKind | None:
+        if stage == "before":
+            self._current.request = (method, path)
+            self._current.forwarded = 0
+        return super()._draw_fault(method, path, stage)
+
+    def _add(self, *, bytes_forwarded: int = 0, **counts: int) -> None:
+        super()._add(bytes_forwarded=bytes_forwarded, **counts)
+        if not bytes_forwarded:
+            return
+        self._current.forwarded = getattr(self._current, "forwarded", 0) + bytes_forwarded
+        method, path = getattr(self._current, "request", ("", ""))
+        with self._lock:
+            plan = self._hold
+            take = (
+                plan is not None
+                and method == plan[0]
+                and plan[1].search(path) is not None
+                and self._current.forwarded >= plan[2]
+            )
+            if take:
+                self._hold = None  # one request only
+        if take:
+            self.held.set()
+            self._released.wait(self.HOLD_SECONDS)
 
 
 # -- processes -----------------------------------------------------------------------------------

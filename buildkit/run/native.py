@@ -1,0 +1,245 @@
+"""The app image assembled straight into the registry: no Docker daemon, no base pull.
+
+When the app Dockerfile only sets metadata around its context COPY (applayer.nativefile), the
+app image is the base image's layers + one layer holding the context (applayer.layertar) + a
+config = the base's config, that layer's diff_id and what the metadata instructions set
+(applayer.imageconfig). It is pushed in the order that never lets a tag point at a missing
+blob: base layers mounted into the app's repository (never downloaded where the registry
+mounts), the new layer and the config uploaded, the manifest put last under the content tag.
+
+Reproducible: the layer's entries are sorted and stamped with the commit time, the config's
+times are the commit time too, so two machines building one commit push one digest and an
+immutable content tag never conflicts. `IMGBUILD_NATIVE=off` turns the path off.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from buildkit import cachedir, log
+from buildkit.applayer import imageconfig, layertar, nativefile
+from buildkit.chain import inputsref
+from buildkit.chain.model import LayerOutcome, LayerSpec
+from buildkit.config.loading import Config
+from buildkit.engine.registry import Manifest, RegistryClient, split_ref
+from buildkit.errors import RegistryError
+from buildkit.source import dockerignore, gitinfo
+
+ENV = "IMGBUILD_NATIVE"
+_OFF = ("off", "0", "false", "no")
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "on").strip().lower() not in _OFF
+
+
+def eligible(spec: LayerSpec) -> bool:
+    """Whether the app Dockerfile alone allows the path (no registry asked): plan then skips
+    the daemon for an app the push will assemble."""
+    if not enabled() or spec.name != "app":
+        return False
+    text = spec.dockerfile.read_text(encoding="utf-8")
+    return not isinstance(nativefile.analyse(text, spec.build_args, ()), str)
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """The image the app is assembled on, as the registry has it."""
+
+    ref: str
+    repo: str
+    manifest: Manifest  # an image manifest (an index is resolved to our platform's entry)
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """reason None: the path applies, with its recipe and base; else why it does not."""
+
+    reason: str | None
+    recipe: nativefile.Recipe | None = None
+    base: BaseImage | None = None
+
+
+def choose(config: Config, spec: LayerSpec, client: RegistryClient | None) -> Choice:
+    """Whether the (stale, pushed) app is assembled in the registry, or why BuildKit builds it."""
+    if not enabled():
+        return Choice(f"{ENV}=off")
+    if client is None:
+        return Choice("no registry to assemble the image in")
+    base = _usable_base(client, spec.build_args["BASE_IMAGE"], config.platform)
+    if isinstance(base, str):
+        return Choice(base)
+    settings = base.config.get("config") or {}
+    recipe = nativefile.analyse(
+        spec.dockerfile.read_text(encoding="utf-8"),
+        spec.build_args,
+        tuple(settings.get("Env") or ()),
+        base_workdir=str(settings.get("WorkingDir") or "/"),
+        base_user=str(settings.get("User") or ""),
+    )
+    if isinstance(recipe, str):
+        return Choice(f"{spec.dockerfile}: {recipe}")
+    return Choice(None, recipe, base)
+
+
+def _usable_base(client: RegistryClient, base_ref: str, platform: str | None) -> BaseImage | str:
+    """The app's base as the registry has it, or why the app cannot be assembled on it."""
+    host, repo, tag = split_ref(base_ref)
+    if host != client.host:
+        return f"its base {base_ref} is on another registry than {client.host}"
+    base = _read_base(client, base_ref, repo, tag, platform)
+    if base is None:
+        return f"its base {base_ref} is not in the registry yet (built in this run)"
+    unsupported = imageconfig.unsupported_base(base.config)
+    return f"{unsupported} ({base_ref})" if unsupported else base
+
+
+def _read_base(
+    client: RegistryClient, ref: str, repo: str, tag: str, configured: str | None
+) -> BaseImage | None:
+    manifest = client.manifest(repo, tag)
+    if manifest is None:
+        return None
+    if "manifests" in manifest.body:  # an index (engine 26 pushes one): our platform's entry
+        digest = imageconfig.platform_manifest(
+            manifest.body, imageconfig.wanted_platform(configured)
+        )
+        manifest = client.manifest(repo, digest) if digest else None
+        if manifest is None:
+            return None
+    config = json.loads(client.blob(repo, str(manifest.body["config"]["digest"])))
+    return BaseImage(ref=ref, repo=repo, manifest=manifest, config=config)
+
+
+def assemble(
+    config: Config,
+    outcome: LayerOutcome,
+    client: RegistryClient,
+    choice: Choice,
+    labels: Mapping[str, str],
+) -> None:
+    """Write, upload and tag the app image; fill the outcome as a build + push would."""
+    assert choice.recipe is not None
+    assert choice.base is not None
+    spec = outcome.plan.spec
+    assert spec.context is not None
+    _, repo, tag = split_ref(spec.image)
+    log.info(f"app: assembling {spec.image} in the registry on {choice.base.ref} (no daemon)")
+    timer = log.Timer()
+    epoch = gitinfo.source_epoch(spec.context)
+    scratch = cachedir.native_scratch(config.cache_dir)
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=f".{os.getpid()}.") as work:
+        layer = _write_layer(spec, choice.recipe, Path(work) / "layer.tar.gz", epoch)
+        outcome.build_seconds = timer.seconds
+        push_timer = log.Timer()
+        _link_base_layers(client, repo, choice.base, Path(work))
+        _upload_file(client, repo, layer.digest, layer.path)
+    created = _rfc3339(epoch)
+    config_bytes = imageconfig.compose_config(
+        choice.base.config, choice.recipe, layer.diff_id, created=created, labels=labels
+    )
+    config_digest = _sha256(config_bytes)
+    if not client.has_blob(repo, config_digest):
+        client.upload_blob(repo, config_digest, config_bytes)
+    media_type, raw = imageconfig.compose_manifest(
+        choice.base.manifest.body, config_bytes, layer.digest, layer.size
+    )
+    manifest = Manifest(digest=_sha256(raw), media_type=media_type, body=json.loads(raw), raw=raw)
+    outcome.digest = _put_content_tag(client, spec, repo, tag, manifest)
+    inputsref.push(client, repo, tag, manifest, spec.inputs)
+    outcome.push_seconds = push_timer.seconds
+    outcome.built = outcome.pushed = True
+    outcome.path = "native"
+    outcome.image_id = config_digest
+    outcome.tags.append(tag)
+    log.info(
+        f"app: assembled in the registry: {layer.size / 1e6:.1f} MB layer ({layer.entries} "
+        f"entries) written in {outcome.build_seconds:.1f}s, pushed in "
+        f"{outcome.push_seconds:.1f}s"
+    )
+
+
+def _write_layer(
+    spec: LayerSpec, recipe: nativefile.Recipe, out: Path, epoch: int
+) -> layertar.LayerBlob:
+    assert spec.context is not None
+    return layertar.write_layer(
+        spec.context,
+        dockerignore.IgnoreRules(spec.ignore),
+        recipe.dest,
+        out,
+        mtime=epoch,
+        owner=recipe.owner,
+        chmod=recipe.chmod,
+        extra_dirs=recipe.extra_dirs,
+        present_dirs=recipe.present_dirs,
+    )
+
+
+def _link_base_layers(client: RegistryClient, repo: str, base: BaseImage, work: Path) -> None:
+    """Make every base layer readable in the app's repository: mounted across repositories
+    where the registry allows it (distribution; ECR with BLOB_MOUNTING), else copied through
+    this machine (download + upload, still no daemon) and said once."""
+    if base.repo == repo:
+        return
+    warned = False
+    for layer in base.manifest.body.get("layers") or ():
+        digest = str(layer["digest"])
+        if client.mount_blob(repo, digest, base.repo) or client.has_blob(repo, digest):
+            continue
+        if not warned:
+            log.warn(
+                f"registry {client.host} does not mount blobs from {base.repo} into {repo}; "
+                "copying the base layers (on ECR: `imgbuild ecr ensure` turns BLOB_MOUNTING on)"
+            )
+            warned = True
+        copy = work / "base-layer"
+        with copy.open("w+b") as out:
+            client.download_blob(base.repo, digest, out)
+        _upload_file(client, repo, digest, copy)
+        copy.unlink()
+
+
+def _upload_file(client: RegistryClient, repo: str, digest: str, path: Path) -> None:
+    if client.has_blob(repo, digest):
+        return  # the same layer from an earlier run or another machine: reproducible
+    with path.open("rb") as payload:
+        client.upload_blob(repo, digest, payload)
+
+
+def _put_content_tag(
+    client: RegistryClient, spec: LayerSpec, repo: str, tag: str, manifest: Manifest
+) -> str:
+    """The manifest under the content tag, never over another image there: a concurrent run
+    that pushed this key first wins (same inputs, and with this path the same digest)."""
+    current = client.exists(repo, tag)
+    if current is not None:
+        if current != manifest.digest:
+            log.warn(f"{spec.image} was pushed by another run meanwhile; using the registry's")
+        return current
+    digest = client.put_manifest(repo, tag, manifest)
+    if digest != manifest.digest:
+        raise RegistryError(
+            f"registry {client.host} stored {spec.image} as {digest}, not {manifest.digest}; "
+            "it rewrote the manifest: set IMGBUILD_NATIVE=off for this registry"
+        )
+    return digest
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _rfc3339(epoch: int) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
