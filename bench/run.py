@@ -24,9 +24,9 @@ not in the default run nor in --quick; they join the full run (--large or --larg
               dirs, the previous chain in the registry) vs raw docker on one (build FROM the base
               in the registry, which it pulls, then push); plus one imgbuild run with DOCKER_HOST
               naming a socket nothing listens on, which must succeed. Target <= 0.1.
-  P5-BYTES    registry storage growth of P8's imgbuild pushes / (new layer + manifest + config),
-              worst push; the app's config must also be <= the base's config + 2 kB. Target
-              <= 1.0.
+  P5-BYTES    registry storage growth of P8's imgbuild pushes / (new layer + manifest + the
+              base's config + 2 kB), worst push; the app's config alone must also be <= the
+              base's config + 2 kB. Target <= 1.0.
   P2-ONESHOT  P2 with imgbuild as one process, no `imgbuild server`. Target <= 1.0.
   P4-FRESH    one vendored gem added, `imgbuild base` on a fresh machine (whose RUN steps reach
               Debian's archive through a proxy): seeded from the previous base image vs the

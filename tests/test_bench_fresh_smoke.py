@@ -204,7 +204,7 @@ def test_p4_fresh_fails_when_the_cold_peer_was_seeded(
     assert row.verdict == "FAIL", row.note
 
 
-def test_p5_bytes_counts_what_the_push_stored_beyond_layer_manifest_config(
+def test_p5_bytes_holds_the_push_to_layer_manifest_and_a_config_2_kb_over_the_base(
     bench_modules: None,
 ) -> None:
     from collections import Counter
@@ -212,20 +212,22 @@ def test_p5_bytes_counts_what_the_push_stored_beyond_layer_manifest_config(
     from fresh_cases import CONFIG_SLACK, _Bytes, _p5_row
 
     paths = Counter({"native": 2})
-    exact = _Bytes(stored=1000 + 300 + 500, layer=1000, metadata=300 + 500, config=500,
+    # The allowance: layer 1000 + manifest 300 + the base's config 480 + the 2 kB slack.
+    allowance = 1000 + 300 + 480 + CONFIG_SLACK
+    exact = _Bytes(stored=allowance, layer=1000, metadata=300 + 500, config=500,
                    base_config=480)  # fmt: skip
     row = _p5_row(_EXAMPLE, [exact, exact], paths)
     assert (row.ratio, row.verdict) == (1.0, "pass")
-    extra = _Bytes(stored=1800 + 200, layer=1000, metadata=800, config=500, base_config=480,
-                   inputs=200)  # fmt: skip
+    # An inputs artifact that does not fit in what the config leaves of the slack.
+    extra = _Bytes(stored=1000 + 800 + CONFIG_SLACK, layer=1000, metadata=800, config=500,
+                   base_config=480, inputs=CONFIG_SLACK)  # fmt: skip
     row = _p5_row(_EXAMPLE, [exact, extra], paths)
-    assert row.ratio == pytest.approx(2000 / 1800)
+    assert row.ratio == pytest.approx((1800 + CONFIG_SLACK) / allowance)
     assert row.verdict == "FAIL"
-    assert "inputs artifact 200 B" in row.note, row.note
+    assert f"inputs artifact {CONFIG_SLACK:,} B" in row.note, row.note
     big = _Bytes(stored=1000 + 300 + 3000, layer=1000, metadata=300 + 3000, config=3000,
                  base_config=3000 - CONFIG_SLACK - 1)  # fmt: skip
     row = _p5_row(_EXAMPLE, [big], paths)
-    assert row.ratio == 1.0
     assert row.verdict == "FAIL", row.note  # the config is more than 2 kB larger than the base's
 
 

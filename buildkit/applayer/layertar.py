@@ -59,6 +59,9 @@ class LayerBlob:
     size: int  # compressed size in bytes
     diff_id: str  # "sha256:<hex>" of the uncompressed tar: the config's rootfs.diff_ids entry
     entries: int  # tar entries written
+    # Regular file sizes + symlink target lengths: how reports.layerfiles counts a layer (what
+    # the daemon says it holds once pulled), so the report needs not read the blob back.
+    uncompressed: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,7 @@ def write_layer(
         ):
             sink = _GzipSink(fh, pool)
             stamp = _Stamp(*(owner or (0, 0)), mtime, chmod)
-            for entry in entries:
-                _write_entry(sink, entry, stamp)
+            uncompressed = sum(_write_entry(sink, entry, stamp) for entry in entries)
             sink.write(b"\0" * (2 * _BLOCK))  # end of archive
             digest, diff_id = sink.finish()
             fh.flush()
@@ -129,7 +131,7 @@ def write_layer(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return LayerBlob(out, digest, size, diff_id, len(entries))
+    return LayerBlob(out, digest, size, diff_id, len(entries), uncompressed)
 
 
 def _relative(path: str) -> str:
@@ -187,41 +189,54 @@ def _entries(
     return entries
 
 
-def _write_entry(sink: _GzipSink, entry: _Entry, stamp: _Stamp) -> None:
-    """One entry's header, and a file's contents, into the tar stream."""
+def _write_entry(sink: _GzipSink, entry: _Entry, stamp: _Stamp) -> int:
+    """One entry's header, and a file's contents, into the tar stream; returns the bytes it
+    adds to the layer's uncompressed size (LayerBlob.uncompressed)."""
     if entry.kind == _SYMLINK:
         link = os.fsencode(_on_source(entry.path, os.readlink, entry.path))
         # Linux ignores a symlink's mode; BuildKit's layers say 0777 too.
         sink.write(_header(entry.name, _SYMLINK, 0o777, stamp, link=link))
-    elif entry.kind == _DIR and not entry.path and not entry.by_copy:
+        return len(link)
+    if entry.kind == _DIR:
+        _write_dir(sink, entry, stamp)
+        return 0
+    return _write_file(sink, entry, stamp)
+
+
+def _write_dir(sink: _GzipSink, entry: _Entry, stamp: _Stamp) -> None:
+    if not entry.path and not entry.by_copy:
         # A WORKDIR's directory: `mkdir -p` as root (nativefile refuses another user).
         sink.write(_header(entry.name + b"/", _DIR, 0o755, _Stamp(0, 0, stamp.mtime, None)))
-    elif entry.kind == _DIR:
-        if not entry.path:
-            mode = 0o755 if stamp.chmod is None else stamp.chmod  # made by the COPY
-        elif stamp.chmod is None:
-            mode = _on_source(entry.path, os.lstat, entry.path).st_mode
-        else:
-            mode = stamp.chmod
-        sink.write(_header(entry.name + b"/", _DIR, mode, stamp))
+        return
+    if not entry.path:
+        mode = 0o755 if stamp.chmod is None else stamp.chmod  # made by the COPY
+    elif stamp.chmod is None:
+        mode = _on_source(entry.path, os.lstat, entry.path).st_mode
     else:
-        fd = _on_source(entry.path, os.open, entry.path, _OPEN_FLAGS)
-        try:  # size and mode from the open file, so that header and contents agree
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
+        mode = stamp.chmod
+    sink.write(_header(entry.name + b"/", _DIR, mode, stamp))
+
+
+def _write_file(sink: _GzipSink, entry: _Entry, stamp: _Stamp) -> int:
+    """A regular file's header and contents; returns its size."""
+    fd = _on_source(entry.path, os.open, entry.path, _OPEN_FLAGS)
+    try:  # size and mode from the open file, so that header and contents agree
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _read_error(entry.path)
+        mode = st.st_mode if stamp.chmod is None else stamp.chmod
+        sink.write(_header(entry.name, _REG, mode, stamp, size=st.st_size))
+        remaining = st.st_size
+        while remaining:
+            data = _on_source(entry.path, os.read, fd, min(remaining, _CHUNK))
+            if not data:
                 raise _read_error(entry.path)
-            mode = st.st_mode if stamp.chmod is None else stamp.chmod
-            sink.write(_header(entry.name, _REG, mode, stamp, size=st.st_size))
-            remaining = st.st_size
-            while remaining:
-                data = _on_source(entry.path, os.read, fd, min(remaining, _CHUNK))
-                if not data:
-                    raise _read_error(entry.path)
-                sink.write(data)
-                remaining -= len(data)
-            sink.write(b"\0" * (-st.st_size % _BLOCK))
-        finally:
-            os.close(fd)
+            sink.write(data)
+            remaining -= len(data)
+        sink.write(b"\0" * (-st.st_size % _BLOCK))
+    finally:
+        os.close(fd)
+    return st.st_size
 
 
 def _on_source(path: str, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:

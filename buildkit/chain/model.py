@@ -88,6 +88,9 @@ class LayerOutcome:
     # run.native); path_reason says why a pushed app was not assembled natively.
     path: str | None = None
     path_reason: str | None = None
+    # diff_id -> uncompressed bytes of layers this run wrote itself (the native path), so the
+    # report counts them without reading the blobs back.
+    layer_sizes: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         spec = self.plan.spec

@@ -213,7 +213,20 @@ def lifecycle_policy(keep: int, untagged_days: int, release_branches: tuple[str,
             "action": {"type": "expire"},
         },
         {
+            # The artifacts imgbuild tags beside its images (chain.inputsref, reports.sizesref):
+            # matched here, so they neither count against nor crowd out the images of rule 3.
             "rulePriority": 2,
+            "description": f"keep the last {keep} imgbuild artifacts (inputs, layer sizes)",
+            "selection": {
+                "tagStatus": "tagged",
+                "tagPatternList": ["*.inputs", "sha256-*.sizes"],
+                "countType": "imageCountMoreThan",
+                "countNumber": keep,
+            },
+            "action": {"type": "expire"},
+        },
+        {
+            "rulePriority": 3,
             "description": f"keep the last {keep} content-key images",
             "selection": {
                 "tagStatus": "tagged",
@@ -224,7 +237,7 @@ def lifecycle_policy(keep: int, untagged_days: int, release_branches: tuple[str,
             "action": {"type": "expire"},
         },
         {
-            "rulePriority": 3,
+            "rulePriority": 4,
             "description": f"expire untagged images after {untagged_days} days",
             "selection": {
                 "tagStatus": "untagged",

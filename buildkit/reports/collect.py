@@ -127,8 +127,11 @@ def for_run(
     path = history_path or history.default_path(config)
     records = history.Recent(path)  # parsed newest first, as far back as needed
     config, access = open_registry(config)
-    measurer = Measurer(config, access=access)
+    # A run that pushed may store what it measured beside the images (reports.sizesref), so
+    # the next fresh machine reads sizes instead of layers.
+    measurer = Measurer(config, access=access, publish=any(o.pushed for o in outcomes))
     measurer.store.seed(history.measured_layers(records))
+    measurer.store.seed(size for o in outcomes for size in o.layer_sizes.items())
     targets = [
         Target(
             layer=o.plan.spec.name,

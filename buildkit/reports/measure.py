@@ -23,6 +23,7 @@ from buildkit.config.loading import Config
 from buildkit.engine import docker_api
 from buildkit.engine.registry import RegistryClient, is_loopback, split_ref
 from buildkit.errors import ImgbuildError
+from buildkit.reports import sizesref
 from buildkit.reports.layerfiles import LayerStore
 from buildkit.reports.model import CHAIN, ImageSizes, Layer, split
 from buildkit.run.access import RegistryAccess
@@ -92,11 +93,13 @@ class Measurer:
         *,
         access: RegistryAccess | None = None,
         read_blobs: bool = True,
+        publish: bool = False,
     ) -> None:
         self.config = config
         self.access = access
         self.store = store if store is not None else LayerStore(config.cache_dir)
         self.read_blobs = read_blobs
+        self.publish = publish  # store sizes it had to read blobs for (sizesref)
         self._clients: dict[str, RegistryClient] = {}
 
     # -- where an image lives
@@ -229,11 +232,21 @@ class Measurer:
                 facts.uncompressed[i] = exact if exact is not None else facts.uncompressed[i]
             return
         located = self.locate(facts.image)
+        image_digest = facts.digest or ""
+        if located and self._unmeasured(facts):
+            self.store.seed(sizesref.load(located[0], located[1], image_digest).items())
+        read = False
         for i, diff_id in enumerate(facts.diff_ids):
             digest = facts.digests[i]
             if self.store.size(diff_id) is None and self.read_blobs and located and digest:
-                self.store.files(located[0], located[1], digest, diff_id)
+                read |= self.store.files(located[0], located[1], digest, diff_id) is not None
             facts.uncompressed[i] = self.store.size(diff_id)
+        if read and self.publish and located and not self._unmeasured(facts):
+            sizes = {d: self.store.size(d) or 0 for d in facts.diff_ids}
+            sizesref.store(located[0], located[1], image_digest, sizes)
+
+    def _unmeasured(self, facts: _Facts) -> bool:
+        return any(self.store.size(diff_id) is None for diff_id in facts.diff_ids)
 
     # -- the chain
 

@@ -15,6 +15,7 @@ import pytest
 
 from buildkit.applayer.layertar import LayerBlob, write_layer
 from buildkit.errors import InputError
+from buildkit.reports import layerfiles
 from buildkit.source import hashing
 from buildkit.source.dockerignore import IgnoreRules
 
@@ -88,6 +89,15 @@ def test_digest_size_and_diff_id_describe_the_bytes(tmp_path: Path, tree: Path) 
     # gzip: deflate, no flags (so no file name), mtime 0, XFL 4 (fastest), OS 255 (unknown).
     assert data[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
     assert [p.name for p in out.parent.iterdir()] == ["layer.tar.gz"]  # no temp file left behind
+
+
+def test_uncompressed_is_what_the_report_counts_in_the_blob(tmp_path: Path, tree: Path) -> None:
+    (tree / "config" / "linked.rb").hardlink_to(tree / "config" / "routes.rb")
+    blob = write(tree, tmp_path / "layer.tar.gz")
+    with blob.path.open("rb") as fh:
+        counted = layerfiles.read_tar(fh)
+    # Regular files and symlink targets; a hard link is written as a file and counted as one.
+    assert blob.uncompressed == counted.uncompressed > 0
 
 
 def test_the_same_tree_gives_the_same_bytes_anywhere(tmp_path: Path, tree: Path) -> None:

@@ -118,7 +118,9 @@ def test_push_creates_repositories_then_second_run_changes_nothing(
     policy = json.loads(
         ecr_client().get_lifecycle_policy(repositoryName=f"{names}-app")["lifecyclePolicyText"]
     )
-    assert [r["selection"]["countNumber"] for r in policy["rules"]][1:] == [5, 7]
+    assert [r["selection"]["countNumber"] for r in policy["rules"]][1:] == [5, 5, 7]
+    artifacts = policy["rules"][1]["selection"]["tagPatternList"]
+    assert artifacts == ["*.inputs", "sha256-*.sizes"]  # before the content-key images' rule
     tags = ecr_client().list_tags_for_resource(resourceArn=app["repositoryArn"])["tags"]
     assert {"Key": "team", "Value": "web"} in tags
 

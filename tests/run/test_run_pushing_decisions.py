@@ -8,11 +8,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from buildkit.applayer.assets import AssetsSpec
 from buildkit.applayer.bulk import BulkSpec
+from buildkit.chain import inputsref
 from buildkit.chain.model import LayerOutcome, LayerPlan, LayerSpec
 from buildkit.chain.tagpolicy import TagPolicy
 from buildkit.engine.credentials import Auth
@@ -49,6 +51,10 @@ class FakeRegistry(RegistryClient):
         self.tags: dict[tuple[str, str], Manifest] = {}
         self.events = events
         self.fetched: list[str] = []  # manifest GETs: a no-op run should need HEADs only
+        self.blobs: dict[tuple[str, str], bytes] = {}
+        # The `<tag>.inputs` artifacts (chain.inputsref) put beside pushed images, in order;
+        # kept out of `events`, which is about images and their tags.
+        self.artifacts: list[str] = []
 
     def holds(self, image: str, image_id: str) -> str:
         """Put image there before the run (an earlier run pushed it); return its digest."""
@@ -64,7 +70,27 @@ class FakeRegistry(RegistryClient):
         self.fetched.append(f"{repo}:{reference}")
         return self.tags.get((repo, reference))
 
+    def has_blob(self, repo: str, digest: str) -> bool:
+        return (repo, digest) in self.blobs
+
+    def upload_blob(self, repo: str, digest: str, payload: bytes | IO[bytes]) -> None:
+        data = payload if isinstance(payload, bytes) else payload.read()
+        self.blobs[repo, digest] = data
+
+    def blob(self, repo: str, digest: str) -> bytes:
+        return self.blobs[repo, digest]
+
     def put_manifest(self, repo: str, tag: str, manifest: Manifest) -> str:
+        if tag.endswith(inputsref.SUFFIX):
+            missing = [
+                d["digest"]
+                for d in manifest.body["layers"]
+                if (repo, d["digest"]) not in self.blobs
+            ]
+            assert not missing, f"{repo}:{tag} put before its blobs {missing}"
+            self.artifacts.append(f"{repo}:{tag}")
+            self.tags[repo, tag] = manifest
+            return manifest.digest
         self.events.append(f"tag {repo}:{tag}")
         self.tags[repo, tag] = manifest
         return manifest.digest
@@ -180,6 +206,12 @@ def test_built_layers_are_pushed_under_their_content_tag(
         assert o.pushed
         assert o.tags == [o.plan.spec.tag]
         assert o.digest == registry.exists(f"shop-{o.plan.spec.name}", o.plan.spec.tag)
+    # Each pushed image's inputs beside it, readable as plan reads them on a fresh machine.
+    assert registry.artifacts == [
+        f"shop-{name}:{spec(name).tag}{inputsref.SUFFIX}" for name in ("ruby", "base", "app")
+    ]
+    for name in ("ruby", "base", "app"):
+        assert inputsref.load(registry, f"shop-{name}", spec(name).tag) == spec(name).inputs
 
 
 def test_a_rebuild_identical_to_the_registrys_image_is_not_pushed(
