@@ -14,7 +14,7 @@ from buildkit.chain import layers, plan
 from buildkit.chain.model import LayerPlan
 from buildkit.config.loading import Config
 from buildkit.engine.docker_api import LocalImage
-from buildkit.engine.registry import RegistryClient, split_ref
+from buildkit.engine.registry import Manifest, RegistryClient, split_ref
 
 
 @pytest.fixture
@@ -48,6 +48,10 @@ class FakeRegistry(RegistryClient):
 
     def exists(self, repo: str, reference: str) -> str | None:
         return self.digests.get((repo, reference))
+
+    def manifest(self, repo: str, reference: str) -> Manifest | None:  # noqa: ARG002
+        """No manifest to read: a stale layer's registry inputs (chain.inputsref) are absent."""
+        return None
 
 
 def images(config: Config) -> list[str]:

@@ -35,7 +35,8 @@ def test_the_shipped_base_dockerfile_declares_every_build_arg_init_writes() -> N
     """A build arg reaches `bundle install` only through an ARG in the gem stage; an undeclared
     one would be dropped without a word, and the gem would build without its switch."""
     dockerfile = shipped_dockerfile("base").read_text(encoding="utf-8")
-    gem_stage = dockerfile.split("\nFROM ", 2)[1]  # from `FROM ... AS gems` to the final stage
+    stages = dockerfile.split("\nFROM ")
+    gem_stage = next(stage for stage in stages if stage.split("\n", 1)[0].endswith(" AS gems"))
     declared = set(re.findall(r"^ARG ([A-Z_][A-Z0-9_]*)", gem_stage, flags=re.MULTILINE))
     wanted = {name for row in packages.TABLE for name in row.build_args}
     assert wanted
