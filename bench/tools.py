@@ -159,9 +159,10 @@ ACCEPT = ", ".join(
 
 
 def _raw_manifest(ref: str, reference: str | None = None) -> bytes:
-    host, _, rest = ref.partition("/")
-    repo, _, tag = rest.rpartition(":")
-    url = f"http://{host}/v2/{repo}/manifests/{reference or tag}"
+    from buildkit.engine.reference import normalize
+
+    parsed = normalize(ref)
+    url = f"http://{parsed.domain}/v2/{parsed.path}/manifests/{reference or parsed.tag_or_digest}"
     request = urllib.request.Request(url, headers={"Accept": ACCEPT})
     with urllib.request.urlopen(request, timeout=30) as response:
         raw: bytes = response.read()

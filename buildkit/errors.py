@@ -24,6 +24,19 @@ class ConfigError(ImgbuildError):
     exit_code = 3
 
 
+class InvalidReferenceError(ConfigError, ValueError):
+    """An image reference or registry Docker would reject or read otherwise (engine.reference).
+
+    A ConfigError (exit 3): references come from imgbuild.yaml, IMGBUILD_* and flags. `reason` is
+    the grammar's own words (distribution/reference's), for a caller that names the key.
+    """
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(f"'{text}': {reason}")
+        self.text = text
+        self.reason = reason
+
+
 class InputError(ImgbuildError):
     """A file the chain needs is missing or wrong: Dockerfile, Gemfile.lock, tarball, checksum."""
 

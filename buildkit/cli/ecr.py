@@ -52,10 +52,23 @@ def promote(
     if layer not in LAYERS:
         raise ConfigError(f"promote: unknown layer '{layer}'; use ruby, base or app")
     # --from/--to name the registries; a global --registry still reaches the config.
+    source, target = _registry_flag("--from", source), _registry_flag("--to", target)
     resolved = resolve(ctx, config)
     results = promote_mod.promote(resolved, layer, source, target, release=release_tags)
     if as_json:
         print(json.dumps({"layers": [r.__dict__ for r in results]}, indent=2))
+
+
+def _registry_flag(flag: str, value: str) -> str:
+    """A registry flag checked as `registry:` is: one line naming the flag (exit 3) for what
+    Docker would read as a Docker Hub namespace or refuse."""
+    from pathlib import Path
+
+    from buildkit.config import schema
+    from buildkit.config.yamlsrc import Document
+
+    doc = Document(path=Path(flag), data={}, origins={"registry": flag})
+    return schema.registry(doc, value) or value
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from buildkit.chain import layers
 from buildkit.codebuild import buildspec, runtime
 from buildkit.config.loading import Config
+from buildkit.engine import reference
 from buildkit.errors import ConfigError
 
 PR_EVENTS = "PULL_REQUEST_CREATED, PULL_REQUEST_UPDATED, PULL_REQUEST_REOPENED"
@@ -26,7 +27,6 @@ CACHE_MODES = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]
 #: layer cache needs privileged mode), so a non-privileged project keeps the source cache only.
 UNPRIVILEGED_CACHE_MODES = ["LOCAL_SOURCE_CACHE"]
 MANAGED_TAG = {"key": "managed-by", "value": "imgbuild"}
-_ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 #: Pull and push, plus what `--push` does to keep the repositories as configured (docs/ecr.md):
 #: create them, scanning, tag mutability, tags and the lifecycle policy. On these repos only.
 _ECR_ACTIONS = [
@@ -247,17 +247,20 @@ def report_group(name: str) -> dict[str, Any]:
 
 
 def ecr_repositories(config: Config, account: Account) -> list[str]:
-    """ARNs of the chain's ECR repositories; empty when the registry is not ECR."""
-    registry = config.registry or ""
-    host = registry.split("/", 1)[0]
-    match = _ECR_HOST.match(host)
-    if registry != "ecr" and not match:
+    """ARNs of the chain's ECR repositories, for `ecr` or any of ECR's hosts (IPv4, FIPS,
+    dual-stack); empty when the registry is not ECR."""
+    registry = config.registry
+    if not registry:
         return []
-    acct, region = (match.group(1), match.group(2)) if match else (account.id, account.region)
+    host = reference.split_registry(registry)[0] if registry != "ecr" else ""
+    ecr = reference.parse_ecr_host(host)
+    if registry != "ecr" and ecr is None:
+        return []
+    acct, region = (ecr.account, ecr.region) if ecr else (account.id, account.region)
     arns = []
     for layer in runtime.LAYERS:
         repo = layers.repository(config, layer)
-        name = repo.split("/", 1)[1] if match else repo
+        name = reference.normalize(repo).path if ecr else repo  # without the registry's host
         arns.append(f"arn:{account.partition}:ecr:{region}:{acct}:repository/{name}")
     return arns
 

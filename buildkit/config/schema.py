@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from buildkit.config.yamlsrc import Document
-from buildkit.errors import ConfigError, InputError
+from buildkit.engine import reference
+from buildkit.errors import ConfigError, InputError, InvalidReferenceError
 
 DEFAULT_BASE = "debian:bookworm-slim"
 #: ruby-build release used when the config names none (fetched from GitHub at build time).
@@ -63,8 +64,6 @@ KEYS: dict[str, Any] = {
 _NAME = re.compile(
     r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
 )
-_HOST = re.compile(r"^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$")
-_REF = re.compile(r"^[\w.:/@-]+$")
 _RUBY_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:-(?:preview|rc)\d+)?$")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[\w.+:~-]+)?$")
 _UNIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -183,31 +182,35 @@ def image_name(doc: Document, value: Any) -> str:
 
 
 def registry(doc: Document, value: Any) -> str | None:
+    """HOST[:PORT][/PATH] as Docker reads it (engine.reference), or `ecr`."""
     if value is None:
         return None
     text = nonempty_str(doc, "registry", value).rstrip("/")
     if text == "ecr":
         return text
-    host, _, path = text.partition("/")
-    port_text = host.rpartition(":")[2] if ":" in host and not host.endswith("]") else ""
-    if (
-        not _HOST.match(host)
-        or (path and not _NAME.match(path))
-        or (port_text.isdigit() and not 0 < int(port_text) < 65536)
-    ):
+    try:
+        reference.split_registry(text)
+    except InvalidReferenceError as exc:
         raise ConfigError(
-            f"{doc.where('registry')}: registry '{text}' is not HOST[:PORT][/PATH]; e.g. "
-            "127.0.0.1:5000 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-        )
+            f"{doc.where('registry')}: registry '{text}' {exc.reason}; e.g. 127.0.0.1:5000, "
+            "registry.example.com/team or 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+        ) from None
     return text
 
 
 def image_ref(doc: Document, key: str, value: Any) -> str:
+    """An image reference Docker accepts (distribution/reference's grammar, engine.reference)."""
     ref = nonempty_str(doc, key, value)
-    if not _REF.match(ref) or ref.endswith((":", "/")):
+    try:
+        reference.normalize(ref)
+    except InvalidReferenceError as exc:
+        shown = ref if len(ref) <= 80 else f"{ref[:60]}… ({len(ref)} characters)"
+        hint = "drop the scheme, " if "://" in ref else ""
         raise ConfigError(
-            f"{doc.where(key)}: '{ref}' is not an image reference like debian:bookworm-slim"
-        )
+            f"{doc.where(key)}: {key} '{shown}' is not an image reference Docker accepts "
+            f"({exc.reason}); {hint}write NAME[:TAG][@sha256:DIGEST] like debian:bookworm-slim "
+            "or registry.example.com:5000/debian:12"
+        ) from None
     return ref
 
 

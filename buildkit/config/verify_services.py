@@ -16,6 +16,7 @@ from typing import Any
 
 from buildkit.config import schema
 from buildkit.config.yamlsrc import Document
+from buildkit.engine import reference
 from buildkit.errors import ConfigError
 
 SERVICE_KEYS = ("image", "kind", "env", "port", "url", "url_env", "command", "ready")
@@ -226,7 +227,7 @@ def _kind(doc: Document, key: str, raw: Any, image: str) -> str | None:
                 f"{', '.join(KINDS)}; leave it out and set port, url and ready yourself"
             )
         return kind
-    last = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    last = reference.normalize(image).path.rsplit("/", 1)[-1]  # postgres of postgres:16
     return _KIND_ALIASES.get(last)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildkit import log
+from buildkit.engine import reference
 from buildkit.errors import DaemonUnavailableError, PushFailedError, RegistryError
 
 _TRANSIENT_WORDS = (
@@ -94,9 +95,15 @@ def local_image(ref: str) -> LocalImage | None:
     )
 
 
+def _name_and_tag(ref: str) -> tuple[str, str]:
+    """("localhost:5000/app", "latest") for localhost:5000/app: the repository and tag `docker
+    tag` and `docker push` take, never split at a port's ':'."""
+    parsed = reference.parse(ref)
+    return parsed.name, parsed.tag or reference.DEFAULT_TAG
+
+
 def tag(source: str, target: str) -> None:
-    repository, _, tag_name = target.rpartition(":")
-    client().api.tag(source, repository, tag_name)
+    client().api.tag(source, *_name_and_tag(target))
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -140,7 +147,7 @@ def _retrying(attempts: int) -> Any:
 
 
 def _push_once(ref: str, auth: Mapping[str, str] | None) -> str:
-    repository, _, tag_name = ref.rpartition(":")
+    repository, tag_name = _name_and_tag(ref)
     stream = client().api.push(repository, tag=tag_name, stream=True, decode=True, auth_config=auth)
     digest = _scan(stream, f"push {ref}")
     if not digest:
@@ -158,15 +165,11 @@ def push(ref: str, auth: Mapping[str, str] | None = None) -> str:
         raise PushFailedError(f"{exc}; {hint}") from None
 
 
-def _repository_and_tag(ref: str) -> tuple[str, str | None]:
-    """("host:5000/app", "v1") for host:5000/app:v1; a digest or no tag: (ref, None) or with
-    "latest", as `docker pull` reads it (a `:` before the last `/` is a registry port)."""
-    if "@" in ref:
-        return ref, None
-    name, sep, tag = ref.rpartition(":")
-    if not sep or "/" in tag:
-        return ref, "latest"
-    return name, tag
+def _repository_and_tag(ref: str) -> tuple[str, str]:
+    """("host:5000/app", "v1") for host:5000/app:v1, as `docker pull` reads it: "latest" when
+    untagged, the digest when there is one (the engine takes a digest in the tag field too)."""
+    parsed = reference.parse(ref)
+    return parsed.name, parsed.tag_or_digest
 
 
 def _pull_once(ref: str, auth: Mapping[str, str] | None) -> None:

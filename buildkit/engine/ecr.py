@@ -11,16 +11,15 @@ import base64
 import datetime
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from buildkit import log, proc
+from buildkit.engine import reference
 from buildkit.engine.credentials import Auth
 from buildkit.errors import AwsError
 
-ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 #: Tests only: the registry data plane for the ECR host (moto has no /v2/ API). Never needed on AWS.
 ENDPOINT_OVERRIDE_ENV = "IMGBUILD_ECR_ENDPOINT"
 _REFRESH_MARGIN = datetime.timedelta(minutes=5)
@@ -31,7 +30,7 @@ T = TypeVar("T")
 class EcrRegistry:
     account: str
     region: str
-    host: str  # <account>.dkr.ecr.<region>.amazonaws.com: what ECR calls the registry
+    host: str  # <account>.dkr.ecr.<region>.amazonaws.com or another of its endpoints
     data_plane: str  # where image references point (= host, unless overridden for tests)
 
 
@@ -139,13 +138,9 @@ def client(service: str, region: str | None = None) -> Any:
     return factory(service, region_name=region, config=config)
 
 
-def parse_host(host: str) -> tuple[str, str] | None:
-    match = ECR_HOST.match(host)
-    return (match.group(1), match.group(2)) if match else None
-
-
 def resolve(registry: str) -> EcrRegistry | None:
-    """The ECR registry for `ecr` or an ECR host name; None for any other registry."""
+    """The ECR registry for `ecr` or an ECR host name (any of ECR's endpoints: FIPS,
+    dual-stack); None for any other registry."""
     if registry == "ecr":
         import boto3
 
@@ -154,12 +149,12 @@ def resolve(registry: str) -> EcrRegistry | None:
             raise AwsError("registry: ecr needs an AWS region; set AWS_REGION or a profile region")
         identity = call("sts get-caller-identity", client("sts", region).get_caller_identity)
         account = str(identity["Account"])
-        host = f"{account}.dkr.ecr.{region}.amazonaws.com"
+        host = reference.ecr_host(account, region)
     else:
-        parsed = parse_host(registry)
+        parsed = reference.parse_ecr_host(registry)
         if parsed is None:
             return None
-        account, region = parsed
+        account, region = parsed.account, parsed.region
         host = registry
     return EcrRegistry(account, region, host, os.environ.get(ENDPOINT_OVERRIDE_ENV) or host)
 

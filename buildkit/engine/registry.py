@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from buildkit import log
-from buildkit.engine import credentials, keepalive
+from buildkit.engine import credentials, keepalive, reference
 from buildkit.errors import RegistryError
 
 MANIFEST_TYPES = ", ".join(
@@ -73,12 +73,6 @@ class Manifest:
     raw: bytes
 
 
-def is_loopback(host: str) -> bool:
-    bracketed = host.startswith("[")
-    name = host.split("]", maxsplit=1)[0] + "]" if bracketed else host.rsplit(":", 1)[0]
-    return name in ("localhost", "[::1]") or name.startswith("127.")
-
-
 def _log_retry(state: Any) -> None:
     _log_failure(state.outcome.exception())
 
@@ -102,13 +96,10 @@ def _retrying() -> Any:
 
 
 def split_ref(ref: str) -> tuple[str, str, str]:
-    """'host:5000/a/b:tag' -> ('host:5000', 'a/b', 'tag'); a digest ref keeps '@sha256:…'."""
-    host, _, rest = ref.partition("/")
-    if "@" in rest:
-        repo, _, digest = rest.partition("@")
-        return host, repo, digest
-    repo, _, tag = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
-    return host, repo, tag
+    """(host, repository, tag or digest) as Docker reads ref: 'host:5000/a/b:tag' ->
+    ('host:5000', 'a/b', 'tag'); the digest when there is one, 'latest' when neither."""
+    parsed = reference.normalize(ref)
+    return parsed.domain, parsed.path, parsed.tag_or_digest
 
 
 class RegistryClient:
@@ -122,7 +113,7 @@ class RegistryClient:
         refresh: Callable[[], credentials.Auth] | None = None,
     ) -> None:
         self.host = host
-        self.scheme = "http" if is_loopback(host) else "https"
+        self.scheme = "http" if reference.is_loopback(host) else "https"
         self.auth = auth if auth is not None else credentials.for_registry(host)
         self.timeout = timeout
         self.refresh = refresh  # new credentials after a 401 (an expired ECR token)

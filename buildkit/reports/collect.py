@@ -11,6 +11,7 @@ from buildkit import log
 from buildkit.chain import layers, plan
 from buildkit.config.budgets import Budget
 from buildkit.config.loading import Config
+from buildkit.engine import reference
 from buildkit.errors import ImgbuildError
 from buildkit.reports import baseline as baselines
 from buildkit.reports import gate, history, times, verified
@@ -67,7 +68,7 @@ def _tagged(
     daemon = not config.registry
     found = measurer.measure(
         [
-            Target(layer=t.layer, image=f"{t.image.rpartition(':')[0]}:{tag}", daemon=daemon)
+            Target(layer=t.layer, image=f"{reference.parse(t.image).name}:{tag}", daemon=daemon)
             for t in chain
         ]
     )

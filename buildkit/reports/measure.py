@@ -20,9 +20,9 @@ from typing import Any
 from buildkit import cachedir, fsutil, log
 from buildkit.applayer import imageconfig
 from buildkit.config.loading import Config
-from buildkit.engine import docker_api
-from buildkit.engine.registry import RegistryClient, is_loopback, split_ref
-from buildkit.errors import ImgbuildError
+from buildkit.engine import docker_api, reference
+from buildkit.engine.registry import RegistryClient, split_ref
+from buildkit.errors import ImgbuildError, InvalidReferenceError
 from buildkit.reports import sizesref
 from buildkit.reports.layerfiles import LayerStore
 from buildkit.reports.model import CHAIN, ImageSizes, Layer, split
@@ -106,13 +106,12 @@ class Measurer:
 
     def locate(self, ref: str) -> tuple[RegistryClient, str, str] | None:
         """(client, repository, tag) when ref names our registry or a loopback one."""
-        first, sep, _ = ref.partition("/")
-        if not sep or not ("." in first or ":" in first or first == "localhost"):
+        try:
+            host, repo, tag = split_ref(ref)
+        except InvalidReferenceError:
             return None
-        ours = (self.config.registry or "").partition("/")[0]
-        if first != ours and not is_loopback(first):
+        if host != _registry_host(self.config.registry) and not reference.is_loopback(host):
             return None
-        host, repo, tag = split_ref(ref)
         if host not in self._clients:
             own = self.access is not None and self.access.host == host
             self._clients[host] = (
@@ -273,6 +272,16 @@ class Measurer:
             results.append(_sizes(target, facts, levels))
             levels.append((target.layer, facts.diff_ids))
         return results
+
+
+def _registry_host(registry: str | None) -> str | None:
+    """The host of the configured registry; None without one (or `ecr`, before it resolves)."""
+    if not registry:
+        return None
+    try:
+        return reference.split_registry(registry)[0]
+    except InvalidReferenceError:
+        return None
 
 
 def _is_layer_row(row: Mapping[str, Any]) -> bool:

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from buildkit.engine import reference
+from buildkit.errors import InvalidReferenceError
+
 RELEASES = ("bookworm", "trixie")
 DEFAULT_RELEASE = "bookworm"  # debian:bookworm-slim, config.schema.DEFAULT_BASE
 
@@ -278,9 +281,13 @@ def variant_processor(root: Path) -> str | None:
 
 def release_of(base_image: str) -> str | None:
     """bookworm or trixie from an image reference (`debian:trixie-slim`, `debian:13`), else None."""
-    tag = base_image.rsplit("/", 1)[-1]
+    try:
+        parsed = reference.normalize(base_image)
+    except InvalidReferenceError:
+        return None  # config refuses it, with the reason
+    last = f"{parsed.path.rsplit('/', 1)[-1]}:{parsed.tag}"
     for release, number in (("bookworm", "12"), ("trixie", "13")):
-        if release in tag or re.search(rf":{number}(?:[.-]|$)", tag):
+        if release in last or re.search(rf":{number}(?:[.-]|$)", last):
             return release
     return None
 

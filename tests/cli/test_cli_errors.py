@@ -37,6 +37,27 @@ def test_malformed_yaml_exit_3(project: Project) -> None:
     assert_one_line_error(project.run("app"), 3, "invalid YAML")
 
 
+def test_registry_docker_would_read_as_docker_hub_exit_3(project: Project) -> None:
+    result = project.run("--registry", "registry", "plan")
+    assert_one_line_error(
+        result, 3, "--registry: registry 'registry'", "docker.io/registry/<image>", "registry:5000"
+    )
+    result = project.run("plan", extra_env={"IMGBUILD_REGISTRY": "myreg/team"})
+    assert_one_line_error(result, 3, "IMGBUILD_REGISTRY: registry 'myreg/team'", "docker.io/myreg")
+
+
+def test_promote_to_a_registry_docker_would_read_as_docker_hub_exit_3(project: Project) -> None:
+    result = project.run("promote", "app", "--from", project.dev.registry, "--to", "prod")
+    assert_one_line_error(result, 3, "--to: registry 'prod'", "docker.io/prod/<image>")
+
+
+def test_base_image_docker_refuses_exit_3(project: Project) -> None:
+    result = project.run("plan", extra_env={"IMGBUILD_BASE_IMAGE": "Debian:12"})
+    assert_one_line_error(
+        result, 3, "IMGBUILD_BASE_IMAGE: base_image 'Debian:12'", "must be lowercase"
+    )
+
+
 def test_missing_dockerfile_exit_4(project: Project) -> None:
     project.edit_config("app:\n", "app:\n  dockerfile: docker/app.Dockerfile\n")
     assert_one_line_error(project.run("app"), 4, "app.dockerfile", "does not exist")

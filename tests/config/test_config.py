@@ -103,7 +103,7 @@ def test_unset_env_var_without_default_is_an_error(tmp_path: Path) -> None:
 
 
 def test_invalid_registry_and_name(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="registry 'http://x' is not"):
+    with pytest.raises(ConfigError, match="registry 'http://x' is a URL"):
         config.resolve(write(tmp_path, MINIMAL.replace("127.0.0.1:5000", "http://x")), env={})
     with pytest.raises(ConfigError, match="not a valid image repository name"):
         config.resolve(write(tmp_path, MINIMAL.replace("shop", "Shop!")), env={})

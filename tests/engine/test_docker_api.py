@@ -64,9 +64,23 @@ def test_push_returns_the_registry_digest_new_layers_or_none(
         ("redis", ("redis", "latest")),
         ("redis:7", ("redis", "7")),
         ("localhost:5000/foo", ("localhost:5000/foo", "latest")),
+        ("[::1]:5000/foo", ("[::1]:5000/foo", "latest")),
         ("127.0.0.1:5000/team/postgres:15", ("127.0.0.1:5000/team/postgres", "15")),
-        ("postgres@sha256:" + "a" * 64, ("postgres@sha256:" + "a" * 64, None)),
+        ("postgres@sha256:" + "a" * 64, ("postgres", "sha256:" + "a" * 64)),
+        ("host:5000/pg:15@sha256:" + "a" * 64, ("host:5000/pg", "sha256:" + "a" * 64)),
     ],
 )
-def test_pull_splits_the_tag_as_docker_does(ref: str, expected: tuple[str, str | None]) -> None:
+def test_pull_splits_the_tag_as_docker_does(ref: str, expected: tuple[str, str]) -> None:
     assert docker_api._repository_and_tag(ref) == expected
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("redis:7", ("redis", "7")),
+        ("localhost:5000/foo", ("localhost:5000/foo", "latest")),
+        ("[::1]:5000/team/foo:v2", ("[::1]:5000/team/foo", "v2")),
+    ],
+)
+def test_tag_and_push_split_the_tag_as_docker_does(ref: str, expected: tuple[str, str]) -> None:
+    assert docker_api._name_and_tag(ref) == expected

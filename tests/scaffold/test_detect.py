@@ -82,7 +82,8 @@ def test_name_and_registry_flags(tmp_path: Path) -> None:
     ("flags", "message"),
     [
         ({"name": "Shop"}, "--name: name 'Shop' is not a valid image repository name"),
-        ({"registry": "http://registry"}, "--registry: registry 'http://registry' is not"),
+        ({"registry": "http://registry"}, "--registry: registry 'http://registry' is a URL"),
+        ({"registry": "registry"}, "--registry: registry 'registry' is no registry host"),
     ],
 )
 def test_bad_flags_are_config_errors_naming_the_flag(
