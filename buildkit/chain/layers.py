@@ -16,6 +16,7 @@ from buildkit.applayer import bulk as bulkmod
 from buildkit.applayer import snapshot as deltamod
 from buildkit.chain.model import LayerSpec
 from buildkit.config.loading import Config
+from buildkit.engine import reference
 from buildkit.errors import InputError
 from buildkit.source import dockerignore, hashing
 from buildkit.source.keys import compute_key
@@ -43,6 +44,16 @@ def repository_name(config: Config, layer: str) -> str:
 def repository(config: Config, layer: str) -> str:
     prefix = f"{config.registry}/" if config.registry and config.registry != "ecr" else ""
     return f"{prefix}{repository_name(config, layer)}"
+
+
+def repository_path(config: Config, layer: str) -> str:
+    """The repository as its registry names it (in URLs, ECR's API, IAM ARNs): the registry's
+    path prefix and the name, `team/shop-app` for registry.example.com/team."""
+    if not config.registry or config.registry == "ecr":
+        return repository_name(config, layer)
+    prefix = reference.split_registry(config.registry)[1]
+    name = repository_name(config, layer)
+    return f"{prefix}/{name}" if prefix else name
 
 
 def file_digest(path: Path) -> str:

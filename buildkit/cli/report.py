@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # The shared --json and --registry, in the words these commands' --help has always used.
 ReportJsonOpt = Annotated[bool, json_option("Print the report as JSON on stdout.")]
 ReportRegistryOpt = Annotated[
-    str | None, registry_option("Registry HOST:PORT; overrides the config.")
+    str | None, registry_option("Registry HOST[:PORT][/PATH]; overrides the config.")
 ]
 BaselineOpt = Annotated[
     Path | None,

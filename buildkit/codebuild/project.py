@@ -259,8 +259,7 @@ def ecr_repositories(config: Config, account: Account) -> list[str]:
     acct, region = (ecr.account, ecr.region) if ecr else (account.id, account.region)
     arns = []
     for layer in runtime.LAYERS:
-        repo = layers.repository(config, layer)
-        name = reference.normalize(repo).path if ecr else repo  # without the registry's host
+        name = layers.repository_path(config, layer)  # with an ECR namespace: team/shop-app
         arns.append(f"arn:{account.partition}:ecr:{region}:{acct}:repository/{name}")
     return arns
 

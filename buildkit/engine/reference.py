@@ -275,7 +275,28 @@ def split_registry(registry: str) -> tuple[str, str]:
         probe = normalize(f"{registry}/x")  # x: any image name under the registry
     except InvalidReferenceError as exc:
         raise InvalidReferenceError(registry, f"is not HOST[:PORT][/PATH] ({exc.reason})") from None
-    port = host_and_port(probe.domain)[1]
-    if port and not 0 < int(port) < 65536:
-        raise InvalidReferenceError(registry, f"has port {port}; a port is 1-65535")
+    _check_port(registry, probe.domain)
     return probe.domain, probe.path.removesuffix("x").rstrip("/")
+
+
+def join_registry(host: str, prefix: str) -> str:
+    """The registry as image names start with it: split_registry's inverse."""
+    return f"{host}/{prefix}" if prefix else host
+
+
+def check_host(host: str) -> str:
+    """host, when a client can connect to it: HOST[:PORT] alone. A registry's path prefix
+    belongs in image names (split_registry takes it off), never in a URL's authority, where
+    it reads as a port ('5000/team') and fails on every request as if the network did."""
+    if not _DOMAIN_RE.fullmatch(host):
+        raise InvalidReferenceError(
+            host, "is not a registry host: write HOST[:PORT], without a scheme or a path"
+        )
+    _check_port(host, host)
+    return host
+
+
+def _check_port(text: str, domain: str) -> None:
+    port = host_and_port(domain)[1]
+    if port and not 0 < int(port) < 65536:
+        raise InvalidReferenceError(text, f"has port {port}; a port is 1-65535")

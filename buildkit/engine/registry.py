@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from buildkit import log
 from buildkit.engine import credentials, keepalive, reference
-from buildkit.errors import RegistryError
+from buildkit.errors import InvalidReferenceError, RegistryError
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -63,6 +63,11 @@ _UPLOAD_ATTEMPTS = 3  # sessions per blob upload (each PUT has its own transient
 
 class _Transient(Exception):
     """A failure worth retrying: connection refused/reset, timeout, 5xx, 429."""
+
+
+# What urllib and http.client raise for a URL they cannot even send (InvalidURL is an
+# HTTPException, which a dropped connection raises too: it must be told apart first).
+_UNUSABLE_URL = (http.client.InvalidURL, ValueError)
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ class RegistryClient:
         timeout: float = 10.0,
         refresh: Callable[[], credentials.Auth] | None = None,
     ) -> None:
-        self.host = host
+        self.host = reference.check_host(host)  # a bad one: exit 3 now, not "unreachable" later
         self.scheme = "http" if reference.is_loopback(host) else "https"
         self.auth = auth if auth is not None else credentials.for_registry(host)
         self.timeout = timeout
@@ -287,6 +292,8 @@ class RegistryClient:
         if self._conn is not None and url.startswith(origin + "/"):
             try:
                 answer = self._conn.request(method, url[len(origin) :], headers, payload)
+            except _UNUSABLE_URL as exc:
+                raise self._bad_url(url, exc) from None
             except (http.client.HTTPException, OSError) as exc:
                 raise _Transient(str(exc) or type(exc).__name__) from None
             if answer[0] not in keepalive.REDIRECTS or method not in ("GET", "HEAD"):
@@ -302,9 +309,16 @@ class RegistryClient:
                 return response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()
+        except _UNUSABLE_URL as exc:
+            raise self._bad_url(url, exc) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise _Transient(str(reason)) from None
+
+    def _bad_url(self, url: str, exc: Exception) -> InvalidReferenceError:
+        """A URL no retry can mend (a bad port, a scheme urllib does not know; a registry's
+        Location header can carry one too): the one-line config error, never "unreachable"."""
+        return InvalidReferenceError(url, f"is no URL of registry {self.host} ({exc})")
 
     def _auth_header(self, repo: str) -> str | None:
         if repo in self._bearer:

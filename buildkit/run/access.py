@@ -1,8 +1,10 @@
 """How one run reaches its registry: the host image references use, credentials, ECR identity.
 
-`open_registry` resolves `registry: ecr` / an ECR host once per run (STS, token provider) and
-returns the config with the data-plane host filled in; everything that talks to the registry
-(plan's existence checks, pushes, BuildKit's --cache-from) gets its credentials from here.
+`open_registry` splits the registry into its host and path prefix (`127.0.0.1:5000/team`: images
+are 127.0.0.1:5000/team/<name>-app, the client talks to 127.0.0.1:5000), resolves `registry: ecr`
+/ an ECR host once per run (STS, token provider) and returns the config with the data-plane host
+filled in; everything that talks to the registry (plan's existence checks, pushes, BuildKit's
+--cache-from) gets its credentials from here.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from buildkit.chain.layers import repository_name
+from buildkit.chain.layers import repository_path
 from buildkit.config.loading import LAYERS, Config
-from buildkit.engine import credentials, dockercfg, ecr, ecr_repos
+from buildkit.engine import credentials, dockercfg, ecr, ecr_repos, reference
 from buildkit.engine.registry import RegistryClient
 
 AUTH_ERRORS = ("unauthorized", "authentication required", "no basic auth credentials", "denied")
@@ -22,7 +24,7 @@ AUTH_ERRORS = ("unauthorized", "authentication required", "no basic auth credent
 
 @dataclass
 class RegistryAccess:
-    host: str | None
+    host: str | None  # HOST[:PORT] alone: what URLs, credentials and tokens are for
     ecr_registry: ecr.EcrRegistry | None = None
     tokens: ecr.TokenProvider | None = None
 
@@ -63,10 +65,14 @@ class RegistryAccess:
 def open_registry(config: Config) -> tuple[Config, RegistryAccess]:
     if not config.registry:
         return config, RegistryAccess(host=None)
-    registry = ecr.resolve(config.registry)
+    host, prefix = (
+        ("ecr", "") if config.registry == "ecr" else reference.split_registry(config.registry)
+    )
+    registry = ecr.resolve(host)
     if registry is None:
-        return config, RegistryAccess(host=config.registry)
-    resolved = dataclasses.replace(config, registry=registry.data_plane)
+        return config, RegistryAccess(host=host)
+    data_plane = reference.join_registry(registry.data_plane, prefix)
+    resolved = dataclasses.replace(config, registry=data_plane)
     return resolved, RegistryAccess(
         host=registry.data_plane, ecr_registry=registry, tokens=ecr.TokenProvider(registry)
     )
@@ -77,7 +83,7 @@ def ensure_ecr_repositories(config: Config, access: RegistryAccess) -> list[str]
     if access.ecr_registry is None:
         return []
     wanted = [
-        ecr_repos.desired(repository_name(config, layer), config.ecr, config.tags.release_branches)
+        ecr_repos.desired(repository_path(config, layer), config.ecr, config.tags.release_branches)
         for layer in LAYERS
     ]
     return ecr_repos.ensure(access.ecr_registry, wanted)

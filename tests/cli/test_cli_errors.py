@@ -51,6 +51,29 @@ def test_promote_to_a_registry_docker_would_read_as_docker_hub_exit_3(project: P
     assert_one_line_error(result, 3, "--to: registry 'prod'", "docker.io/prod/<image>")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--registry", "127.0.0.1:50x0/team", "plan"),
+        ("--registry", "127.0.0.1:70000/team", "plan"),
+        ("promote", "app", "--from", "127.0.0.1:5000/team", "--to", "127.0.0.1:50x0/prod"),
+    ],
+    ids=["nonnumeric-port", "port-out-of-range", "promote-to"],
+)
+def test_registry_with_a_path_and_a_bad_port_exit_3_at_once(
+    project: Project, args: tuple[str, ...]
+) -> None:
+    """A parse error is the user's to fix: not retried, not blamed on the network."""
+    bad = next(a for a in args if "50x0" in a or "70000" in a)
+    started = time.monotonic()
+    result = project.run(*args)
+    elapsed = time.monotonic() - started
+    assert_one_line_error(result, 3, f"'{bad}'")
+    assert "retrying" not in result.stderr
+    assert "unreachable" not in result.stderr
+    assert elapsed < 1.5, f"{elapsed:.2f}s: the CLI starts in ~0.3 s; retries take ~1 s more"
+
+
 def test_base_image_docker_refuses_exit_3(project: Project) -> None:
     result = project.run("plan", extra_env={"IMGBUILD_BASE_IMAGE": "Debian:12"})
     assert_one_line_error(

@@ -62,3 +62,25 @@ def test_registry_ecr_uses_the_callers_account_and_region(tmp_path: Path) -> Non
 )
 def test_other_registries_get_no_ecr_rights(tmp_path: Path, registry: str) -> None:
     assert not any(sid.startswith("Ecr") for sid in statements(tmp_path, registry))
+
+
+def test_a_namespaced_ecr_registry_names_its_repositories_within_the_namespace(
+    tmp_path: Path,
+) -> None:
+    """The role's ARNs are the repositories `--push` creates and pushes to: the namespace, then
+    the name (an ecr.repositories override too), never the bare name."""
+    registry = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/team/web"
+    base = SHOP.replace("123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/team", registry)
+    config = configmod.resolve(
+        write_config(tmp_path, FULL_SECTION + "ecr:\n  repositories: {app: storefront}\n", base),
+        env={},
+    )
+    role = project.role(config, ACCOUNT)
+    assert role is not None
+    found = {s["Sid"]: s for s in role.policy["Statement"]}
+    prefix = "arn:aws:ecr:ap-northeast-1:123456789012:repository/team/web"
+    assert found["EcrPushPull"]["Resource"] == [
+        f"{prefix}/shop-ruby",
+        f"{prefix}/shop-base",
+        f"{prefix}/storefront",
+    ]
