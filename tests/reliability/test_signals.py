@@ -176,6 +176,10 @@ def test_signal_during_a_push(
 
     proxied_registry.clear_faults()
     after = _next_run(project, "--registry", registry, "app", "--push")
-    assert [after[n]["built"] for n in ("ruby", "base", "app")] == [False, False, False]
+    # Nothing slow is built again. The app may be: when its base is pushed only by this run, it
+    # is neither assembled in the registry (the base is not there yet when that is decided) nor
+    # looked up in the daemon (plan leaves the daemon out for an app the push may assemble), so
+    # BuildKit builds it again, from its cache.
+    assert [after[n]["built"] for n in ("ruby", "base")] == [False, False]
     assert all(after[n]["digest"] for n in ("ruby", "base", "app"))
     assert registry_problems(upstream) == []
