@@ -18,7 +18,7 @@ from buildkit.chain.model import LayerSpec
 from buildkit.config.loading import Config
 from buildkit.engine import reference
 from buildkit.errors import InputError
-from buildkit.source import dockerignore, hashing
+from buildkit.source import dockerignore, hashing, lockshape
 from buildkit.source.keys import compute_key
 
 _IMAGES_DIRS = (
@@ -147,6 +147,7 @@ def base_spec(
                 f"{context / name} is missing; the base layer installs gems from {gemfile} and "
                 f"{lockfile} (run `bundle lock` and commit the lockfile)"
             )
+    lockshape.check(context / lockfile)  # not a lockfile: say so now, not in bundler later
     include = [gemfile, lockfile, "vendor/cache"]
     # The app's digest cache (same relpaths): vendor/cache is not re-read on every run.
     tree = hashing.hash_tree(context, dockerignore.IgnoreRules([]), only=include, cache=cache)

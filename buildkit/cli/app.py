@@ -7,6 +7,7 @@ worker lost), 130/143 interrupted.
 """
 
 import json
+import os
 import signal
 import sys
 import traceback
@@ -23,7 +24,16 @@ from buildkit.cli import init as cli_init
 from buildkit.cli import report as cli_report
 from buildkit.cli import server as cli_server
 from buildkit.cli import verify as cli_verify
-from buildkit.cli.options import ConfigOpt, Globals, JsonOpt, RegistryOpt, ReleaseTagsOpt, resolve
+from buildkit.cli.options import (
+    ConfigOpt,
+    Globals,
+    JsonOpt,
+    RegistryOpt,
+    ReleaseTagsOpt,
+    refuse_empty_values,
+    resolve,
+)
+from buildkit.config import envvars
 from buildkit.config import loading as configmod
 from buildkit.errors import INTERNAL_ERROR_EXIT, ConfigError, ImgbuildError, Interrupted
 
@@ -47,6 +57,7 @@ def _global(
     ] = False,
 ) -> None:
     log.set_debug(debug)
+    envvars.check(os.environ)  # every command: an empty IMGBUILD_REGISTRY is an error, not unset
     ctx.obj = Globals(config=config, registry=registry)
 
 
@@ -195,7 +206,9 @@ def main() -> None:
     """Console entry point: the only place errors turn into messages and exit codes."""
     _install_signal_handlers()
     try:
-        code = app(standalone_mode=False, prog_name="imgbuild")
+        command = typer.main.get_command(app)
+        refuse_empty_values(command)  # `--registry ''` is an error, never "not given"
+        code = command(standalone_mode=False, prog_name="imgbuild")
     except ImgbuildError as exc:
         log.error(exc.message)
         sys.exit(exc.exit_code)

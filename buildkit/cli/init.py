@@ -50,7 +50,7 @@ def init(
                 f"-c {globals_.config}: init writes PATH/imgbuild.yaml and reads no config; "
                 "drop -c (give the app's directory as PATH)"
             )
-        registry = registry or globals_.registry
+        registry = registry if registry is not None else globals_.registry
     result = init_app(path, name=name, registry=registry, force=force)
     detection = result.detection
     for warning in detection.warnings:

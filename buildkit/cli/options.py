@@ -7,11 +7,13 @@ the `...Opt` aliases carry the common one.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 
+from buildkit.config import envvars
 from buildkit.config import loading as configmod
 
 CONFIG_HELP = "Config file (default: ./imgbuild.yaml)."
@@ -62,6 +64,42 @@ def resolve(
     else ./imgbuild.yaml; --registry then overrides the file and IMGBUILD_REGISTRY."""
     root = ctx.find_root().obj
     globals_ = root if isinstance(root, Globals) else Globals()
-    path = configmod.find_config(config or globals_.config)
-    overrides = configmod.Overrides(registry=registry or globals_.registry)
+    path = configmod.find_config(config if config is not None else globals_.config)
+    overrides = configmod.Overrides(
+        registry=registry if registry is not None else globals_.registry
+    )
     return configmod.resolve(path, overrides)
+
+
+def refuse_empty_values(command: Any) -> None:
+    """Make every option and argument of the click command typer built (and of its subcommands)
+    that takes a value refuse an empty one (exit 3), before its own type reads it: typer would
+    make `--out ''` Path('.'), and `--registry ''` would read as "not given" (envvars). Walking
+    the built command covers an option added later without a word."""
+    for param in command.params:
+        if not getattr(param, "is_flag", False) and param.nargs == 1:
+            param.type = _refusing_empty(param.type, _label(param), required=param.required)
+    for sub in getattr(command, "commands", {}).values():
+        refuse_empty_values(sub)
+
+
+def _label(param: Any) -> str:
+    """How the error names it: `-c/--config`, `--registry`; an argument by its metavar."""
+    if param.param_type_name == "argument":
+        return str(param.metavar or param.name).upper()
+    return "/".join(param.opts)
+
+
+def _refusing_empty(param_type: Any, label: str, *, required: bool) -> Any:
+    """A copy of `param_type` whose conversion first refuses an empty string. A copy: click
+    shares one instance of a type (STRING) between every parameter that has it."""
+    refusing = copy.copy(param_type)
+    convert = param_type.convert
+
+    def checked(value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str):  # defaults (None, Path(), 180.0) pass through untouched
+            envvars.flag_value(label, value, required=required)
+        return convert(value, param, ctx)
+
+    refusing.convert = checked
+    return refusing

@@ -18,7 +18,7 @@ from typing import Any
 from buildkit.config import budgets as budgets_section
 from buildkit.config import codebuild as codebuild_section
 from buildkit.config import ecr as ecr_section
-from buildkit.config import schema
+from buildkit.config import envvars, schema
 from buildkit.config import verify as verify_section
 from buildkit.config.yamlsrc import Document, load
 from buildkit.errors import ConfigError, InputError
@@ -180,12 +180,16 @@ def resolve(
     doc = load(path, env)
     schema.check_keys(doc, _keys())
     data = doc.data
+    # An empty value is an error, never "not given" (envvars): a CI script's unset variable
+    # must not fall back to the file's registry.
     for var, key in ENV_OVERRIDES.items():
-        if env.get(var):
-            data[key] = env[var]
+        given = envvars.value(env, var)
+        if given is not None:
+            data[key] = given
             doc.origins[key] = var
-    if overrides and overrides.registry:
-        data["registry"] = overrides.registry
+    registry = envvars.flag_value("--registry", overrides.registry if overrides else None)
+    if registry is not None:
+        data["registry"] = registry
         doc.origins["registry"] = "--registry"
     root = path.parent
     return Config(
@@ -198,7 +202,7 @@ def resolve(
         ruby=_ruby(doc, data.get("ruby") or {}, root),
         base=_base(doc, data.get("base") or {}, root),
         app=_app(doc, data.get("app") or {}, root),
-        cache_dir=Path(env.get("IMGBUILD_CACHE_DIR") or _default_cache(env)).expanduser(),
+        cache_dir=_cache_dir(env),
         budgets=budgets_section.parse(doc, data.get("budgets"), root),
         codebuild=codebuild_section.parse(doc, data.get("codebuild"), root),
         ecr=ecr_section.parse(doc, data.get("ecr"), root),
@@ -228,8 +232,13 @@ def _keys() -> dict[str, Any]:
     }
 
 
-def _default_cache(env: Mapping[str, str]) -> str:
-    return str(Path(env.get("XDG_CACHE_HOME") or "~/.cache") / "imgbuild")
+def _cache_dir(env: Mapping[str, str]) -> Path:
+    """$IMGBUILD_CACHE_DIR, else $XDG_CACHE_HOME/imgbuild (an empty XDG_CACHE_HOME is unset, as
+    the XDG spec says), else ~/.cache/imgbuild."""
+    explicit = envvars.value(env, "IMGBUILD_CACHE_DIR")
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    return (Path(env.get("XDG_CACHE_HOME") or "~/.cache") / "imgbuild").expanduser()
 
 
 def _common(doc: Document, section: str, raw: Mapping[str, Any], root: Path) -> dict[str, Any]:

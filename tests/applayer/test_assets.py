@@ -273,7 +273,9 @@ def test_assets_config_errors_name_the_line(tmp_path: Path, text: str, message: 
 
 RAILS_APP = {
     "Gemfile": 'source "https://rubygems.org"\ngem "rails"\n',
-    "Gemfile.lock": "GEM\n  specs:\n    rails (7.2.2)\n",
+    "Gemfile.lock": (
+        "GEM\n  specs:\n    rails (7.2.2)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  rails\n"
+    ),
     "bin/rails": "#!/bin/sh\n",
     "app/assets/stylesheets/application.css": "body { color: red }\n",
     "app/assets/images/logo.png": "png",
@@ -355,7 +357,9 @@ def test_a_ruby_edit_keeps_the_assets_a_stylesheet_or_gemfile_lock_edit_moves_th
     assert css[1] != ruby[1]
     assert css[2] != ruby[2]  # the bulk is built FROM the assets image
     assert css[3] != ruby[3]
-    (root / "Gemfile.lock").write_text("GEM\n  specs:\n    rails (7.2.3)\n")
+    (root / "Gemfile.lock").write_text(
+        "GEM\n  specs:\n    rails (7.2.3)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  rails\n"
+    )
     lock = keys()
     assert all(after != before for after, before in zip(lock, css, strict=True))
     (root / "node_modules/esbuild/index.js").write_text("// reinstalled\n")
@@ -366,7 +370,9 @@ def test_a_ruby_edit_keeps_the_assets_a_stylesheet_or_gemfile_lock_edit_moves_th
 def test_the_gemfile_lock_reaches_the_assets_key_through_the_base_key(tmp_path: Path) -> None:
     config = rails_app(tmp_path, "  assets:\n    inputs: [app/assets]\n")
     first = app_of(config).assets
-    (config.app.context / "Gemfile.lock").write_text("GEM\n  specs:\n    rails (7.2.3)\n")
+    (config.app.context / "Gemfile.lock").write_text(
+        "GEM\n  specs:\n    rails (7.2.3)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  rails\n"
+    )
     second = app_of(config).assets
     assert first is not None
     assert second is not None

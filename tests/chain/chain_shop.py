@@ -24,7 +24,9 @@ app:
 
 FILES = {
     "Gemfile": 'source "https://rubygems.org"\ngem "rack"\n',
-    "Gemfile.lock": "GEM\n  specs:\n    rack (3.1.8)\n",
+    "Gemfile.lock": (
+        "GEM\n  specs:\n    rack (3.1.8)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  rack\n"
+    ),
     "vendor/cache/rack-3.1.8.gem": "gem bytes\n",
     "app.rb": 'puts "hello"\n',
     "lib/greeting.rb": "GREETING = 'hi'\n",

@@ -41,7 +41,7 @@ def with_command(config: Config, command: str) -> Config:
 
 
 Change = Callable[[Config], Config]
-LOCK_BUMP = "GEM\n  specs:\n    rack (3.2.0)\n"
+LOCK_BUMP = "GEM\n  specs:\n    rack (3.2.0)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  rack\n"
 ALL = {"ruby", "base", "app"}
 
 CHANGES = [

@@ -142,7 +142,9 @@ def test_an_image_gone_with_unchanged_inputs_is_missing(shop: Config) -> None:
 def test_a_lockfile_change_rebuilds_base_and_app_and_says_so(shop: Config) -> None:
     record_all(shop)
     daemon = FakeDaemon(*images(shop))  # every image of the previous run is still there
-    (shop.app.context / "Gemfile.lock").write_text("GEM\n  specs:\n    rack (3.2.0)\n")
+    (shop.app.context / "Gemfile.lock").write_text(
+        "GEM\n  specs:\n    rack (3.2.0)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  rack\n"
+    )
     _ruby, base, app = plan.make_plan(shop, local_image=daemon.local_image)
     assert decisions([_ruby, base, app]) == {"ruby": "up-to-date", "base": "build", "app": "build"}
     assert base.reasons == ("Gemfile.lock changed",)

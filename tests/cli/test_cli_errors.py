@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -89,6 +90,33 @@ def test_missing_dockerfile_exit_4(project: Project) -> None:
 def test_missing_lockfile_exit_4(project: Project) -> None:
     (project.root / "Gemfile.lock").unlink()
     assert_one_line_error(project.run("plan"), 4, "Gemfile.lock is missing")
+
+
+GZIP = b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4  # a Gemfile.lock.gz saved under the name
+
+
+def _conflicted(lock: bytes) -> bytes:
+    ours, theirs = b"    tinydev (0.1.0)\n", b"    tinydev (0.1.1)\n"
+    return lock.replace(ours, b"<<<<<<< HEAD\n" + ours + b"=======\n" + theirs + b">>>>>>> main\n")
+
+
+@pytest.mark.parametrize(
+    ("damage", "line", "words"),
+    [
+        pytest.param(_conflicted, 5, "merge conflict marker", id="merge conflict"),
+        pytest.param(
+            lambda lock: lock[: lock.index(b"DEPENDENCIES") + 5], 13, "cut short", id="cut"
+        ),
+        pytest.param(lambda _: GZIP, 1, "not UTF-8 text (byte 0x8b)", id="gzip bytes"),
+        pytest.param(lambda _: b"", 1, "the file is empty", id="empty"),
+    ],
+)
+def test_gemfile_lock_that_is_no_lockfile_exit_4_with_its_line(
+    project: Project, damage: Callable[[bytes], bytes], line: int, words: str
+) -> None:
+    lock = project.root / "Gemfile.lock"
+    lock.write_bytes(damage(lock.read_bytes()))
+    assert_one_line_error(project.run("plan"), 4, f"{lock} line {line}: ", words, "bundle lock")
 
 
 def test_dockerignore_excluding_gemfile_exit_4(project: Project) -> None:

@@ -110,7 +110,9 @@ def shop(tmp_path: Path, dev: DevEnv) -> Shop:
     root = tmp_path / "shop"
     root.mkdir()
     (root / "Gemfile").write_text('gem "tinynative"\n')
-    (root / "Gemfile.lock").write_text("GEM\n  specs:\n    tinynative (0.1.0)\n")
+    (root / "Gemfile.lock").write_text(
+        "GEM\n  specs:\n    tinynative (0.1.0)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  tinynative\n"
+    )
     (root / "imgbuild.yaml").write_text(
         f'name: {name}\nregistry: {dev.registry}\nruby:\n  version: "3.3.8"\n'
         "app:\n  command: ruby app.rb\n"

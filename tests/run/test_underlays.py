@@ -25,7 +25,9 @@ AUTH = {"username": "u", "password": "p"}
 APP = {
     "imgbuild.yaml": 'name: shop\nregistry: reg.test:5000\nruby:\n  version: "3.3.8"\n',
     "Gemfile": 'gem "rails"\n',
-    "Gemfile.lock": "GEM\n  specs:\n    rails (7.2.2)\n",
+    "Gemfile.lock": (
+        "GEM\n  specs:\n    rails (7.2.2)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  rails\n"
+    ),
     "bin/rails": "#!/bin/sh\n",
     "app/assets/stylesheets/application.css": "body {}\n",
     "app/assets/images/logo.png": "png",
