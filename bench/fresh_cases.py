@@ -85,18 +85,23 @@ def run_cases(bench: BenchApp, wanted: set[str], opts: Options) -> list[Row]:
 # ---- shared -----------------------------------------------------------------------------------
 
 
+def _empty_dirs(tmp: str) -> dict[str, str]:
+    """A new machine's imgbuild cache, docker and buildx config directories, under tmp."""
+    (Path(tmp) / "docker-config").mkdir()
+    return {
+        "IMGBUILD_CACHE_DIR": f"{tmp}/imgbuild-cache",
+        "DOCKER_CONFIG": f"{tmp}/docker-config",
+        "BUILDX_CONFIG": f"{tmp}/buildx",
+    }
+
+
 @contextlib.contextmanager
 def fresh_machine(bench: BenchApp, *, network: bool = False) -> Iterator[dict[str, str]]:
     """Env additions for one side of one sample: a new empty dockerd (with network=True one whose
     RUN steps reach Debian's archive), and new empty imgbuild cache, docker and buildx config
     directories (so neither BuildKit's transfer state nor engine.json survives a sample)."""
     with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
-        (Path(tmp) / "docker-config").mkdir()
-        base = {
-            "IMGBUILD_CACHE_DIR": f"{tmp}/imgbuild-cache",
-            "DOCKER_CONFIG": f"{tmp}/docker-config",
-            "BUILDX_CONFIG": f"{tmp}/buildx",
-        }
+        base = _empty_dirs(tmp)
         with fresh_daemon(bench.workdir, network=network) as daemon:
             yield {**base, **daemon}  # network=True: the daemon's DOCKER_CONFIG names its proxy
 
@@ -314,14 +319,7 @@ def _no_daemon(bench: BenchApp) -> str:
     cache and config directories): "no daemon: ok (Xs)" or what went wrong."""
     bench.edit_source()
     with tempfile.TemporaryDirectory(prefix="bench-nodaemon-") as tmp:
-        (Path(tmp) / "docker-config").mkdir()
-        env = {
-            **bench.env,
-            "DOCKER_HOST": f"unix://{tmp}/no-daemon.sock",
-            "IMGBUILD_CACHE_DIR": f"{tmp}/imgbuild-cache",
-            "DOCKER_CONFIG": f"{tmp}/docker-config",
-            "BUILDX_CONFIG": f"{tmp}/buildx",
-        }
+        env = {**bench.env, "DOCKER_HOST": f"unix://{tmp}/no-daemon.sock", **_empty_dirs(tmp)}
         argv = [str(VENV / "bin" / "imgbuild"), "app", "--push", "--json"]
         seconds, out = run(argv, env=env, cwd=bench.app, check=False)
     start = out.rfind("\n{\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
 import re
@@ -13,11 +14,11 @@ import socket
 import subprocess
 import tarfile
 import threading
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -34,17 +35,29 @@ from tests.engines import (
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.engines]
 
 INSTALLING = re.compile(r"\bInstalling (\S+) \d")
+BENCH_FORWARD = Path(__file__).resolve().parent.parent / "bench" / "forward.py"
 SEEDED = re.compile(r"bundle seed: (\d+) gem\(s\) from the previous base image")
+
+
+def _bench_forward() -> ModuleType:
+    """bench/forward.py, whose HTTP proxy P4-FRESH's fresh daemons use (bench/ is no package)."""
+    spec = importlib.util.spec_from_file_location("bench_forward", BENCH_FORWARD)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class HttpProxy:
     """A plain-http forward proxy on the fresh daemons' bridge address: their build containers
     have no route out (--iptables=false, no NAT), and the gem stage's apt-get needs Debian's
-    archive. One request per connection, sent on with `Connection: close` (apt asks again)."""
+    archive. One request per connection (bench/forward.py's relay; apt asks again)."""
 
     def __init__(self, address: str) -> None:
         self.server = socket.create_server((address, 0))
         self.url = f"http://{address}:{self.server.getsockname()[1]}"
+        self._relay = _bench_forward()._proxy_one
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -52,29 +65,6 @@ class HttpProxy:
             while True:
                 client, _ = self.server.accept()
                 threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, client: socket.socket) -> None:
-        with suppress(OSError, ValueError), client:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = client.recv(1 << 16)
-                if not data:
-                    return
-                head += data
-            line, *fields = head.partition(b"\r\n\r\n")[0].split(b"\r\n")
-            method, url, version = line.split(b" ", 2)
-            parts = urllib.parse.urlsplit(url.decode("ascii"))
-            if parts.scheme != "http" or not parts.hostname:
-                client.sendall(b"HTTP/1.1 501 Not Implemented\r\nConnection: close\r\n\r\n")
-                return
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            hop = (b"connection", b"proxy-connection", b"keep-alive")
-            kept = [f for f in fields if f.split(b":", 1)[0].strip().lower() not in hop]
-            request = b"\r\n".join([b" ".join((method, path.encode(), version)), *kept])
-            with socket.create_connection((parts.hostname, parts.port or 80), timeout=60) as up:
-                up.sendall(request + b"\r\nConnection: close\r\n\r\n")
-                while data := up.recv(1 << 16):
-                    client.sendall(data)
 
     def close(self) -> None:
         self.server.close()
