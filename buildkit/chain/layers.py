@@ -213,7 +213,7 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
     if with_assets:  # only then: an app without assets keeps its key
         # Its compiled output comes from the assets image: the output and node_modules stay out
         # of the app's context, and so of its digest.
-        rules = dockerignore.IgnoreRules((*rules.patterns, *assetsmod.app_exclusions(app.assets)))
+        rules = rules.extended(assetsmod.app_exclusions(app.assets))
     tree = hashing.hash_tree(app.context, rules, cache=cache)
     inputs = _common_inputs(config, "app", dockerfile)
     inputs.update({"command": app.command, "port": str(app.port), "user": app.user})
