@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Final, ParamSpec, TypeVar
 
 from buildkit.errors import InputError
+from buildkit.source.contextdirs import sent_dirs
 from buildkit.source.dockerignore import IgnoreRules
 
 # The walk that computes the content key, reused (not copied) so the two cannot drift apart.
@@ -158,28 +159,17 @@ def _entries(
 ) -> list[_Entry]:
     """Every entry of the layer, sorted bytewise by name (so a directory precedes its contents).
 
-    As in fsutil's filtered walk (how BuildKit sends a context), an ignored directory entered
-    because a `!` pattern might re-include something below it is written only when something
-    below it is kept; a kept directory is written even when empty."""
+    The directories are those BuildKit sends (source.contextdirs), the ones the key counts."""
     walk = _Walk(os.fspath(context), rules, None, 0)
     walk.collect("")
     prefix = dest + "/" if dest else ""
-    kept: dict[str, _Entry] = {}
+    entries = []
     for rel, (path, st) in walk.found.items():
         kind = _SYMLINK if stat.S_ISLNK(st.st_mode) else _REG
-        kept[rel] = _Entry(os.fsencode(prefix + rel), kind, path)
-    entered: dict[str, _Entry] = {}  # ignored directories the walk entered
-    for rel in walk.dirs:
-        if rel:  # not the context root: that is `dest`
-            entry = _Entry(os.fsencode(prefix + rel), _DIR, f"{walk.root}/{rel}")
-            (entered if rules.is_ignored(rel) else kept)[rel] = entry
-    for rel in list(kept):
-        parent = rel.rpartition("/")[0]
-        while parent in entered:
-            kept[parent] = entered.pop(parent)
-            parent = parent.rpartition("/")[0]
-    names = {entry.name for entry in kept.values()}
-    entries = list(kept.values())
+        entries.append(_Entry(os.fsencode(prefix + rel), kind, path))
+    for rel in sent_dirs(walk.found, walk.dirs, rules).all:  # the context root is `dest`
+        entries.append(_Entry(os.fsencode(prefix + rel), _DIR, f"{walk.root}/{rel}"))
+    names = {entry.name for entry in entries}
     # The first `by_copy` are the COPY's own (they win over a WORKDIR's at the same path).
     for index, name in enumerate(os.fsencode(_relative(path)) for path in extra_dirs):
         if name and name not in names:

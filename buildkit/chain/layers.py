@@ -225,8 +225,8 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
     if with_assets:  # only then: an app without assets keeps its key
         # Its compiled output comes from the assets image: the output and node_modules stay out
         # of the app's context, and so of its digest.
-        rules = dockerignore.IgnoreRules((*rules.patterns, *assetsmod.app_exclusions(app.assets)))
-    tree = hashing.hash_tree(app.context, rules, cache=cache)
+        rules = rules.extended(assetsmod.app_exclusions(app.assets))
+    tree = hashing.hash_tree(app.context, rules, cache=cache, empty_dirs=True)
     inputs = _common_inputs(config, "app", dockerfile)
     inputs.update({"command": app.command, "port": str(app.port), "user": app.user})
     assets = None
@@ -255,6 +255,7 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         patterns = (*patterns, *bulk.exclusions())
     key = compute_key("app", parent.key, {**inputs, "tree": tree.digest})
     inputs.update({f"file:{path}": digest for path, digest in tree.files.items()})
+    inputs.update({f"file:{path}/": "dir" for path in tree.empty_dirs})  # plan: "log/ added"
     build_args = {
         "BASE_IMAGE": (bulk or assets or parent).image,
         "APP_COMMAND": app.command,

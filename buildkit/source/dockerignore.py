@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import posixpath
 import re
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildkit.errors import InputError
+from buildkit.source import goclasses, mobypattern
+from buildkit.source.mobypattern import shown
 
 __all__ = ["DEFAULT_PATTERNS", "IgnoreRules", "read_dockerignore", "render", "rules_for_context"]
 
@@ -38,15 +41,16 @@ _GO_SPACE = (
     " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-# moby escapes only these; `^`, `[` and `]` reach the regexp verbatim, as in Go.
-_REGEX_ESCAPES = frozenset(".+()|{}$")
-_EXACT, _PREFIX, _SUFFIX, _REGEXP = range(4)
-
 Matcher = Callable[[str], object]
 
 
 def read_dockerignore(path: Path) -> list[str]:
     """Patterns of an ignore file, normalized like Docker's ReadAll; a missing file gives []."""
+    return [pattern for _, pattern in _read_lines(path)]
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, pattern) of each pattern of an ignore file."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -54,12 +58,12 @@ def read_dockerignore(path: Path) -> list[str]:
     # surrogateescape keeps non-UTF-8 bytes comparable with os.scandir's names.
     text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")
     patterns = []
-    for raw in text.split("\n"):  # not splitlines(): Go splits on \n only
+    for number, raw in enumerate(text.split("\n"), 1):  # not splitlines(): Go splits on \n only
         line = raw.removesuffix("\r")
         if line.startswith("#"):  # checked before trimming, so " #x" is a pattern
             continue
         if pattern := _normalize(line):
-            patterns.append(pattern)
+            patterns.append((number, pattern))
     return patterns
 
 
@@ -80,11 +84,17 @@ def rules_for_context(context: Path, extra: Sequence[str] = ()) -> IgnoreRules:
     The user's file comes after the defaults so that its `!` lines can re-include a default.
     """
     ignore_file = context / ".dockerignore"
-    patterns = [*DEFAULT_PATTERNS, *read_dockerignore(ignore_file), *extra]
+    lines = _read_lines(ignore_file)
+    patterns = [*DEFAULT_PATTERNS, *(pattern for _, pattern in lines), *extra]
+    origins = [
+        *(("",) * len(DEFAULT_PATTERNS)),
+        *(f"{ignore_file}:{number}" for number, _ in lines),
+        *(("",) * len(extra)),
+    ]
     try:
-        return IgnoreRules(patterns)
+        return IgnoreRules(patterns, origins)
     except ValueError as exc:
-        raise InputError(f"{ignore_file}: {exc}; fix or remove that line") from exc
+        raise InputError(f"{exc}; fix or remove that line") from None
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,7 @@ class _Pattern:
     exclusion: bool
     match: Matcher = field(repr=False)
     regex: str = field(repr=False)  # equivalent regexp source, for the combined fast path
+    unicode: bool = field(repr=False)  # uses Go's \p classes (from Python's Unicode tables)
     # Per path component, a regexp when the component is plain enough to reason about
     # (literals, `*`, `?`), else None; used only to prove a subtree can be pruned.
     parts: tuple[re.Pattern[str] | None, ...] = field(repr=False)
@@ -102,25 +113,44 @@ class IgnoreRules:
     """A compiled pattern list. Immutable; caches per-directory results as paths are judged."""
 
     patterns: tuple[str, ...]
+    _origins: tuple[str, ...] = field(repr=False, compare=False)  # "file:line" or ""
     _compiled: tuple[_Pattern, ...] = field(repr=False, compare=False)
+    _unicode: int = field(repr=False, compare=False)  # index of the first `\p` pattern, or -1
     _any: Matcher = field(repr=False, compare=False)
     _dir_results: dict[str, tuple[bool, ...]] = field(repr=False, compare=False)
 
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
-        """Normalize and compile `patterns`; raise ValueError on one Docker would reject."""
-        kept = [p for p in map(_normalize, patterns) if p]
-        compiled = tuple(map(_compile, kept))
-        object.__setattr__(self, "patterns", tuple(kept))
-        object.__setattr__(self, "_compiled", compiled)
+    def __init__(self, patterns: Iterable[str] = (), origins: Sequence[str] = ()) -> None:
+        """Normalize and compile `patterns`; raise ValueError on one Docker would reject.
+
+        `origins[i]` names where `patterns[i]` comes from (`file:line`), for error messages."""
+        sources = list(patterns)
+        named = [*origins, *("",) * (len(sources) - len(origins))][: len(sources)]
+        kept = [(p, where) for p, where in zip(map(_normalize, sources), named, strict=True) if p]
+        compiled = []
+        for pattern, where in kept:
+            try:
+                compiled.append(_compile(pattern))
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}" if where else str(exc)) from None
+        object.__setattr__(self, "patterns", tuple(p for p, _ in kept))
+        object.__setattr__(self, "_origins", tuple(where for _, where in kept))
+        object.__setattr__(self, "_compiled", tuple(compiled))
+        unicode = [i for i, p in enumerate(compiled) if p.unicode]
+        object.__setattr__(self, "_unicode", unicode[0] if unicode else -1)
         any_source = "|".join(f"(?:{p.regex})" for p in compiled) or "(?!)"
         object.__setattr__(self, "_any", _regex(any_source).fullmatch)
         object.__setattr__(self, "_dir_results", {})
+
+    def extended(self, more: Iterable[str]) -> IgnoreRules:
+        """These rules followed by `more`, keeping where each pattern came from."""
+        return IgnoreRules((*self.patterns, *more), self._origins)
 
     def is_ignored(self, relpath: str) -> bool:
         """Whether BuildKit leaves `relpath` (relative to the context, `/`-separated) out."""
         path = _clean_relpath(relpath)
         if not path:
             return False  # Docker never excludes the context root itself
+        self._check_known(path)
         inherited = self._dir_result(path.rpartition("/")[0])
         # The common case, one regexp call: no pattern matches the path or its parents.
         if True not in inherited and not self._any(path):
@@ -143,6 +173,19 @@ class IgnoreRules:
             return True
         names = path.split("/")
         return any(_could_match_below(p.parts, names) for p in self._compiled if p.exclusion)
+
+    def _check_known(self, path: str) -> None:
+        """Refuse to judge, with a `\\p` pattern, a name holding a code point Python's Unicode
+        tables do not know: Go's may (its category decides), so the answer could differ."""
+        if self._unicode < 0 or not (unknown := goclasses.unassigned().search(path)):
+            return
+        where, pattern = self._origins[self._unicode], self.patterns[self._unicode]
+        code = f"U+{ord(unknown.group()):04X}"
+        raise InputError(
+            f"{where or 'ignore pattern'}: {shown(pattern)} cannot judge {shown(path)} as BuildKit "
+            f"would: {code} is unknown to this Python's Unicode {unicodedata.unidata_version} "
+            "tables; rename it or spell the class out, e.g. [a-z]"
+        )
 
     def _dir_result(self, reldir: str) -> tuple[bool, ...]:
         """Per-pattern results of a directory, computed root-down like fsutil's walker."""
@@ -212,27 +255,13 @@ def _compile(normalized: str) -> _Pattern:
         if len(pattern) == 1:
             raise ValueError('illegal exclusion pattern: "!"')
         pattern = pattern[1:]
-    _check_syntax(pattern)
-    parts = tuple(map(_component_regex, pattern.split("/")))
-    kind, regex = _regex_source(pattern)
+    kind, regex, unicode = mobypattern.compile_pattern(pattern)
+    # A `|` alternative may match at any depth: nothing can be proved about its components.
+    plain = kind != mobypattern.REGEXP or "|" not in pattern
+    parts = tuple(map(_component_regex, pattern.split("/"))) if plain else (None,)
     # Exact patterns (`.git`, `log`) are the most common; a string compare beats a regexp.
-    match = pattern.__eq__ if kind == _EXACT else _regex(regex, pattern).fullmatch
-    return _Pattern(exclusion, match, regex, parts)
-
-
-def _regex_source(pattern: str) -> tuple[int, str]:
-    """moby's match type for `pattern` and a regexp (for fullmatch) equivalent to it."""
-    kind, body = _translate(pattern)
-    if kind == _EXACT:
-        return kind, re.escape(pattern)
-    if kind == _PREFIX:  # strings.HasPrefix, so `.` must cross newlines too
-        return kind, "(?s:" + re.escape(pattern[:-2]) + ".*)"
-    if kind == _SUFFIX:  # HasSuffix, or `**/foo` matching plain `foo`
-        suffix = pattern[2:]
-        if suffix.startswith("/"):
-            return kind, "(?s:(?:.*/)?" + re.escape(suffix[1:]) + ")"
-        return kind, "(?s:.*" + re.escape(suffix) + ")"
-    return kind, body
+    match = pattern.__eq__ if kind == mobypattern.EXACT else _regex(regex, pattern).fullmatch
+    return _Pattern(exclusion, match, regex, unicode, parts)
 
 
 def _regex(source: str, pattern: str = "") -> re.Pattern[str]:
@@ -242,85 +271,13 @@ def _regex(source: str, pattern: str = "") -> re.Pattern[str]:
             warnings.simplefilter("ignore", FutureWarning)
             return re.compile(source)
     except re.error as exc:
-        raise ValueError(f"bad ignore pattern {pattern!r}: {exc}") from exc
-
-
-def _translate(pattern: str) -> tuple[int, str]:
-    """moby's Pattern.compile, character by character: (match type, regexp body)."""
-    out: list[str] = []
-    kind = _EXACT
-    i, n = 0, len(pattern)
-    while i < n:
-        ch, start = pattern[i], i
-        i += 1
-        if ch == "*" and i < n and pattern[i] == "*":
-            i += 2 if pattern[i + 1 : i + 2] == "/" else 1  # `**/` is treated as `**`
-            if i < n:
-                out.append("(?:.*/)?")
-                kind = _REGEXP
-            elif kind == _EXACT:
-                kind = _PREFIX
-            else:
-                out.append(".*")
-                kind = _REGEXP
-            if start == 0:
-                kind = _SUFFIX
-        elif ch in "*?":
-            out.append("[^/]*" if ch == "*" else "[^/]")
-            kind = _REGEXP
-        elif ch == "\\":  # _check_syntax guarantees a following character
-            out.append("\\" + pattern[i])
-            i += 1
-            kind = _REGEXP
-        elif ch in _REGEX_ESCAPES:
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-            kind = _REGEXP if ch in "[]" else kind
-    return kind, "".join(out)
-
-
-def _check_syntax(pattern: str) -> None:
-    """Reject what Go's filepath.Match rejects (moby validates every pattern with it)."""
-    i, n = 0, len(pattern)
-    while i < n:
-        if pattern[i] == "\\":
-            if i + 1 >= n:
-                raise ValueError(f"bad ignore pattern {pattern!r}: trailing backslash")
-            i += 2
-        elif pattern[i] == "[":
-            i = _check_class(pattern, i + 1)
-        else:
-            i += 1
-
-
-def _check_class(pattern: str, i: int) -> int:
-    """Validate a `[...]` class starting after the `[`; return the index after its `]`."""
-    if pattern[i : i + 1] == "^":
-        i += 1
-    ranges = 0
-    while not (pattern[i : i + 1] == "]" and ranges):
-        i = _check_class_char(pattern, i)
-        if pattern[i] == "-":
-            i = _check_class_char(pattern, i + 1)
-        ranges += 1
-    return i + 1
-
-
-def _check_class_char(pattern: str, i: int) -> int:
-    """Go's getEsc: one (possibly escaped) class character that must not end the pattern."""
-    if i >= len(pattern) or pattern[i] in "-]":
-        raise ValueError(f"bad ignore pattern {pattern!r}: malformed character class")
-    if pattern[i] == "\\":
-        i += 1
-    if i + 1 >= len(pattern):
-        raise ValueError(f"bad ignore pattern {pattern!r}: unterminated character class")
-    return i + 1
+        raise ValueError(f"bad ignore pattern {shown(pattern)}: {exc}") from exc
 
 
 def _component_regex(component: str) -> re.Pattern[str] | None:
-    """A regexp for one plain component, or None when it may span `/` or act as an anchor."""
-    if "**" in component or any(ch in component for ch in "[]\\^"):
+    """A regexp for one plain component, or None when it may span `/`, act as an anchor or
+    repeat something (`{2}`)."""
+    if "**" in component or any(ch in component for ch in "[]\\^{|"):
         return None
     body = "".join(
         "[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in component

@@ -12,12 +12,13 @@ import os
 import posixpath
 import stat
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildkit import log
+from buildkit.source.contextdirs import sent_dirs
 from buildkit.source.digestcache import DigestCache, executable, hash_file
 from buildkit.source.dockerignore import IgnoreRules
 from buildkit.source.treewatch import Feed, TreeWatch, installed
@@ -44,6 +45,8 @@ class TreeDigest:
     """relpath -> `sha256:<hex>` (suffixed `+x` when u+x is set) or `link:<target>`."""
     files_read: int = field(default=0, compare=False)
     """How many files had their contents read (the rest came from the cache)."""
+    empty_dirs: frozenset[str] = field(default=frozenset(), hash=False)
+    """Directories sent with nothing in them (hash_tree's `empty_dirs`), part of `digest`."""
 
 
 def hash_tree(
@@ -53,12 +56,15 @@ def hash_tree(
     cache: DigestCache | None = None,
     only: Sequence[str] | None = None,
     watch: TreeWatch | None = None,
+    empty_dirs: bool = False,
 ) -> TreeDigest:
     """Digest the files under `root` that `rules` keep (regular files and symlinks).
 
     `only` restricts the walk to those relative paths (files or directories); missing
     ones are skipped. Symlinks are never followed. `watch`: a watcher's word on the tree
     (source.treewatch; default: the one a server worker was handed, else none).
+    `empty_dirs`: digest the directories BuildKit would send with nothing in them too (a
+    `COPY .` puts them in the image); a tree without any keeps the digest it had without.
     """
     now_ns = time.time_ns()  # before any read, so the racy check errs on the safe side
     if cache is not None and not cache.loaded:
@@ -94,7 +100,8 @@ def hash_tree(
             f"hashed {walk.root}: {walk.trusted} of {len(walk.dirs)} directories trusted on the "
             f"watcher's word (changed: {changed}), {len(misses)} file(s) read"
         )
-    return TreeDigest(combine(files), files, files_read=len(misses))
+    empty = sent_dirs(files, walk.dirs, rules).empty if empty_dirs else frozenset()
+    return TreeDigest(combine(files, empty), files, files_read=len(misses), empty_dirs=empty)
 
 
 def _keep_watching(
@@ -382,9 +389,13 @@ def _hash_batch(paths: list[str]) -> list[str | None]:
     return digests
 
 
-def combine(files: Mapping[str, str]) -> str:
-    """sha256 over the sorted entries; NUL separators cannot occur in paths or targets."""
-    text = "".join(f"{rel}\0{files[rel]}\0" for rel in sorted(files))
+def combine(files: Mapping[str, str], dirs: Iterable[str] = ()) -> str:
+    """sha256 over the sorted entries; NUL separators cannot occur in paths or targets.
+
+    A directory is the entry `<rel>/` = `dir`: no file's path ends in `/`, so an empty
+    directory `foo` and an empty file `foo` differ, and without `dirs` nothing changes."""
+    entries = {**files, **{f"{rel}/": "dir" for rel in dirs}}
+    text = "".join(f"{rel}\0{entries[rel]}\0" for rel in sorted(entries))
     # surrogateescape turns undecodable file names back into their original bytes.
     payload = b"imgbuild-tree-v1\0" + text.encode("utf-8", "surrogateescape")
     return hashlib.sha256(payload).hexdigest()

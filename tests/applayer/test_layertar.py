@@ -163,6 +163,27 @@ def test_an_ignored_directory_is_written_only_around_what_it_re_includes(tmp_pat
     assert entries["app/keep/a"].mode == 0o700  # the directory's own mode, as fsutil sends it
 
 
+def test_writes_the_directories_the_content_key_counts(tmp_path: Path) -> None:
+    """Empty, pruned, ignored-but-entered and re-included directories: the layer's directories
+    are the ones BuildKit sends, and the empty ones among them are those the key counts."""
+    files = {"app/a.rb": "", "log/.keep": "", "log/x.log": "", "tmp/x": "", "docs/a.md": ""}
+    root = make_tree(tmp_path / "ctx", files)
+    for rel in ("empty", "app/empty", "lib/deep/er", "tmp/pids", "log/empty", "keep/empty"):
+        (root / rel).mkdir(parents=True)
+    (root / "drop/sub").mkdir(parents=True)
+    rules = IgnoreRules(["log", "!log/.keep", "tmp", "keep", "!keep/empty", "drop", "!drop/.k"])
+    rules = rules.extended(["docs/*.md"])
+    entries = members(write(root, tmp_path / "layer.tar.gz", rules=rules))
+    dirs = {name.removeprefix("app/") for name, m in entries.items() if m.isdir()}
+    assert dirs == {"app", "empty", "app/empty", "lib", "lib/deep", "lib/deep/er", "log"} | {
+        "keep",
+        "keep/empty",
+        "docs",
+    }
+    empty = {d for d in dirs if not any(name.startswith(f"app/{d}/") for name in entries)}
+    assert empty == hashing.hash_tree(root, rules, empty_dirs=True).empty_dirs
+
+
 def test_symlinks_keep_their_targets_and_empty_directories_stay(tmp_path: Path, tree: Path) -> None:
     entries = members(write(tree, tmp_path / "layer.tar.gz"))
     links = {n: (m.linkname, m.mode) for n, m in entries.items() if m.issym()}
@@ -350,8 +371,13 @@ def test_the_dest_and_parents_the_image_lacks_are_made_as_the_copy_makes_them(
     tmp_path: Path, tree: Path, present: list[str] | None, made: list[str]
 ) -> None:
     blob = write(
-        tree, tmp_path / "layer.tar.gz", dest="/srv/app/", present_dirs=present,
-        owner=(7, 8), chmod=0o750, extra_dirs=["/srv"],
+        tree,
+        tmp_path / "layer.tar.gz",
+        dest="/srv/app/",
+        present_dirs=present,
+        owner=(7, 8),
+        chmod=0o750,
+        extra_dirs=["/srv"],
     )
     entries = members(blob)
     for name in made:  # BuildKit's COPY gives the directories it creates its owner and mode

@@ -28,6 +28,11 @@ def edit(config: Config, name: str, text: str) -> Config:
     return config
 
 
+def mkdir(config: Config, name: str) -> Config:
+    (config.app.context / name).mkdir(parents=True)
+    return config
+
+
 def with_ruby(config: Config, version: str) -> Config:
     return dataclasses.replace(config, ruby=dataclasses.replace(config.ruby, version=version))
 
@@ -49,6 +54,8 @@ CHANGES = [
     pytest.param(lambda c: edit(c, "lib/extra.rb", "X = 1\n"), {"app"}, id="new source file"),
     pytest.param(lambda c: with_command(c, "ruby other.rb"), {"app"}, id="app command"),
     pytest.param(lambda c: edit(c, "README.md", "# changed\n"), set(), id="ignored file"),
+    pytest.param(lambda c: mkdir(c, "lib/empty"), {"app"}, id="empty directory"),
+    pytest.param(lambda c: mkdir(c, "tmp/pids"), set(), id="ignored empty directory"),
     pytest.param(lambda c: edit(c, "Gemfile.lock", LOCK_BUMP), {"base", "app"}, id="Gemfile.lock"),
     pytest.param(
         lambda c: edit(c, "vendor/cache/rack-3.1.8.gem", "other\n"), {"base", "app"}, id="gem"
@@ -162,3 +169,9 @@ def test_nothing_under_the_runtime_dirs_moves_the_app_key(shop: Config) -> None:
     # A file the app's .dockerignore re-includes: not in the image, so not in the key.
     assert keys(edit(shop, "storage/.keep", "now with content\n")) == before
     assert keys(edit(shop, "app.rb", "puts 1\n"))["app"] != before["app"]
+
+
+def test_an_empty_directory_is_a_reason_to_rebuild(shop: Config) -> None:
+    app = layers.chain(mkdir(shop, "lib/empty"))[2]
+    assert app.inputs["file:lib/empty/"] == "dir"
+    assert "file:lib/" not in app.inputs  # a directory with files is known by its files

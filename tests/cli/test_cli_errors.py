@@ -124,6 +124,14 @@ def test_dockerignore_excluding_gemfile_exit_4(project: Project) -> None:
     assert_one_line_error(project.run("plan"), 4, ".dockerignore excludes Gemfile")
 
 
+def test_dockerignore_pattern_buildkit_rejects_exit_4_with_file_line(project: Project) -> None:
+    (project.root / ".dockerignore").write_text("# docs\n*.md\n\\p{Greek}*\n")
+    result = project.run("plan")
+    assert_one_line_error(result, 4, ".dockerignore:3: ignore pattern '\\p{Greek}*'")
+    (project.root / ".dockerignore").write_text("[[:foo:]]*\n")
+    assert_one_line_error(project.run("plan"), 4, ".dockerignore:1:", "[:foo:]")
+
+
 def test_daemon_down_exit_5_fast(project: Project, tmp_path: object) -> None:
     started = time.monotonic()
     result = project.run("app", extra_env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
