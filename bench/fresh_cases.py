@@ -336,6 +336,9 @@ def _no_daemon(bench: BenchApp) -> str:
 # ---- P4-FRESH: one gem added, base on a fresh machine, seeded vs cold -------------------------
 
 _COMPILED = re.compile(r"Installing (\S+) \S+ with native extensions")
+# The line the gem stage prints when it copied a seed in, with its count: BuildKit's progress
+# also prints the RUN's own text, where the count is still `$n`.
+_SEEDED = re.compile(r"bundle seed: \d+ gem\(s\)")
 _SEED_LINE = re.compile(r"base: gems (?:seeded from|not seeded)[^\n]*")
 
 
@@ -366,7 +369,7 @@ def p4_fresh(bench: BenchApp, opts: Options) -> Row:
             raise BenchError(f"P4-FRESH: imgbuild did not build base after adding {gem}")
         out = bench.last_output
         compiled[seed].append(len(set(_COMPILED.findall(out))))
-        seeded[seed] += "bundle seed:" in out
+        seeded[seed] += bool(_SEEDED.search(out))
         said[seed] = next(iter(_SEED_LINE.findall(out)), "no seed line in imgbuild's log")
         return seconds
 
