@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from buildkit.applayer.nativefile import DEFAULT_PATH, DEFAULT_SHELL, Recipe, Step
+from buildkit.engine.registry import Manifest, RegistryClient
 
 __all__ = [
     "DOCKER_MANIFEST",
@@ -230,6 +231,17 @@ def _oci_if_oci_config(manifest: Mapping[str, Any]) -> str | None:
 def wanted_platform(configured: str | None) -> str:
     """The build's platform: the configured one, else the host's (what BuildKit builds)."""
     return configured or f"linux/{_arch_variant(host_platform.machine(), '')[0]}"
+
+
+def image_manifest(
+    client: RegistryClient, repo: str, manifest: Manifest, configured: str | None
+) -> Manifest | None:
+    """The image manifest itself, or for an index (engine 26 pushes one) its entry for the
+    build's platform; None when the index has none or the entry is gone."""
+    if "manifests" not in manifest.body:
+        return manifest
+    digest = platform_manifest(manifest.body, wanted_platform(configured))
+    return client.manifest(repo, digest) if digest else None
 
 
 def platform_manifest(index: Mapping[str, Any], platform: str) -> str | None:

@@ -143,9 +143,10 @@ class Measurer:
         manifest = client.manifest(repo, reference)
         if manifest is None:
             return None
-        body = self._platform_manifest(client, repo, manifest.body)
-        if body is None:
+        image = imageconfig.image_manifest(client, repo, manifest, self.config.platform)
+        if image is None:
             return None
+        body = image.body
         config = json.loads(client.blob(repo, str(body["config"]["digest"])))
         layers = list(body.get("layers") or ())
         diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or ()]
@@ -168,16 +169,6 @@ class Measurer:
 
     def _wanted_platform(self) -> str:
         return imageconfig.wanted_platform(self.config.platform)
-
-    def _platform_manifest(
-        self, client: RegistryClient, repo: str, body: Mapping[str, Any]
-    ) -> Mapping[str, Any] | None:
-        """The image manifest itself, or the entry of an index for our platform."""
-        if "manifests" not in body:
-            return body
-        digest = imageconfig.platform_manifest(body, self._wanted_platform())
-        sub = client.manifest(repo, digest) if digest else None
-        return sub.body if sub else None
 
     def _from_daemon(self, ref: str) -> _Facts | None:
         try:

@@ -95,15 +95,11 @@ def _matching(
     manifest = client.manifest(repo, reference)
     if manifest is None:
         return None, f"{ref} is not in the registry"
-    body, digest = manifest.body, manifest.digest or _sha256(manifest.raw)
-    if "manifests" in body:  # an index (engine 26 pushes one): our platform's entry
-        wanted = imageconfig.wanted_platform(configured)
-        entry = imageconfig.platform_manifest(body, wanted)
-        image = client.manifest(repo, entry) if entry else None
-        if entry is None or image is None:
-            return None, f"{ref} has no {wanted} image"
-        body, digest = image.body, entry
-    config = json.loads(client.blob(repo, str(body["config"]["digest"])))
+    image = imageconfig.image_manifest(client, repo, manifest, configured)
+    if image is None:
+        return None, f"{ref} has no {imageconfig.wanted_platform(configured)} image"
+    digest = image.digest or _sha256(image.raw)
+    config = json.loads(client.blob(repo, str(image.body["config"]["digest"])))
     found = ((config.get("config") or {}).get("Labels") or {}).get(LABEL)
     if found != key:
         built = f"bundle {found}" if found else f"no {LABEL} label"

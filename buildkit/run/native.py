@@ -109,16 +109,10 @@ def _usable_base(client: RegistryClient, base_ref: str, platform: str | None) ->
 def _read_base(
     client: RegistryClient, ref: str, repo: str, tag: str, configured: str | None
 ) -> BaseImage | None:
-    manifest = client.manifest(repo, tag)
+    found = client.manifest(repo, tag)
+    manifest = imageconfig.image_manifest(client, repo, found, configured) if found else None
     if manifest is None:
         return None
-    if "manifests" in manifest.body:  # an index (engine 26 pushes one): our platform's entry
-        digest = imageconfig.platform_manifest(
-            manifest.body, imageconfig.wanted_platform(configured)
-        )
-        manifest = client.manifest(repo, digest) if digest else None
-        if manifest is None:
-            return None
     config = json.loads(client.blob(repo, str(manifest.body["config"]["digest"])))
     return BaseImage(ref=ref, repo=repo, manifest=manifest, config=config)
 

@@ -65,12 +65,14 @@ def run(
     git = gitinfo.detect(config.app.context)
     stale = [o for o in outcomes if o.plan.status == "build"]
     choice = _native_choice(config, options, stale, client)
-    if choice is not None and choice.reason is None:
+    assembling = choice is not None and choice.reason is None
+    if assembling:
         stale = stale[:-1]  # the app: assembled in the registry once its parents are in
     if stale:
         _build_stale(config, options, stale, access, client, git)
-    if choice is not None and choice.reason is None:
+    if assembling:
         assert client is not None
+        assert choice is not None
         app = outcomes[-1]
         app_labels = _build_labels(app.plan.spec, git, config, reproducible=True)
         native.assemble(config, app, client, choice, app_labels)
