@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to path via a temp file in the same directory and os.replace."""
+def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Write text to path via a temp file in the same directory and os.replace. `mode`: the
+    file's permissions (a user's file keeps its own); else mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

@@ -1,5 +1,9 @@
 """Image labels imgbuild writes, and the compact encoding of a layer's recorded inputs.
 
+The app image records its process types (`app.processes`, config.deploy) as one label each,
+`org.imgbuild.process.<name>` = the command, so whoever holds the digest can read how to run
+each process from the image itself. The app's key covers them (chain.layers).
+
 The inputs map is not a label any more (it cost every app config ~36 kB on a large app): it is
 stored beside the image as an artifact (chain.inputsref), in this encoding: zlib-compressed, and
 when even that is too big (huge source trees) the per-file entries are folded into
@@ -12,12 +16,27 @@ import base64
 import hashlib
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 KEY = "org.imgbuild.key"
 LAYER = "org.imgbuild.layer"
 PARENT = "org.imgbuild.parent"
+PROCESS_PREFIX = "org.imgbuild.process."
 MAX_ENCODED = 64 * 1024
+
+
+def process_labels(processes: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """One label per process type: `org.imgbuild.process.web` = its command."""
+    return {f"{PROCESS_PREFIX}{name}": command for name, command in processes}
+
+
+def processes_from_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The process types an image's labels record (name -> command), sorted by name."""
+    return {
+        key.removeprefix(PROCESS_PREFIX): value
+        for key, value in sorted(labels.items())
+        if key.startswith(PROCESS_PREFIX)
+    }
 
 
 def _pack(inputs: Mapping[str, str]) -> str:

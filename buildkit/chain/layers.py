@@ -15,6 +15,7 @@ from buildkit.applayer import assets as assetsmod
 from buildkit.applayer import bulk as bulkmod
 from buildkit.applayer import snapshot as deltamod
 from buildkit.chain.model import LayerSpec
+from buildkit.config import deploy
 from buildkit.config.loading import Config
 from buildkit.engine import reference
 from buildkit.errors import InputError
@@ -229,6 +230,7 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
     tree = hashing.hash_tree(app.context, rules, cache=cache, empty_dirs=True)
     inputs = _common_inputs(config, "app", dockerfile)
     inputs.update({"command": app.command, "port": str(app.port), "user": app.user})
+    inputs.update(_process_inputs(config))
     assets = None
     if with_assets:
         assets = assetsmod.spec_for(
@@ -286,7 +288,16 @@ def app_spec(config: Config, parent: LayerSpec, cache: hashing.DigestCache | Non
         assets=assets,
         bulk=bulk,
         delta=delta,
+        processes=tuple(app.processes.items()),
     )
+
+
+def _process_inputs(config: Config) -> dict[str, str]:
+    """The process types, which the app image carries as labels (chain.labels): their names,
+    and each command but web's (that is `command`), so "process worker changed" says why."""
+    names = {"processes": " ".join(config.app.processes)}
+    commands = {f"process {n}": c for n, c in config.app.processes.items() if n != deploy.WEB}
+    return names | commands
 
 
 def _with_assets(

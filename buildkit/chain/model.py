@@ -40,6 +40,8 @@ class LayerSpec:
     assets: assetsmod.AssetsSpec | None = None  # app only: its precompiled assets, under bulk
     bulk: bulkmod.BulkSpec | None = None  # app only: the hidden image it is built FROM
     delta: deltamod.DeltaSpec | None = None  # app only: may build on a source snapshot
+    # app only: its process types (name, command), `web` (the image's CMD) first; labels each.
+    processes: tuple[tuple[str, str], ...] = ()
 
     @property
     def tag(self) -> str:

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import traceback
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -78,18 +79,30 @@ def _layer_command(layer: str) -> None:
                 help="app only: run `imgbuild verify` on the new image before anything is pushed.",
             ),
         ] = False,
+        kustomize: Annotated[
+            Path | None,
+            typer.Option(
+                "--kustomize",
+                metavar="DIR",
+                help="app --push only: pin the pushed app image by digest in DIR's "
+                "kustomization (its images: entry).",
+            ),
+        ] = None,
         as_json: JsonOpt = False,
         config: ConfigOpt = None,
         registry: RegistryOpt = None,
     ) -> None:
         from buildkit import reports
-        from buildkit.run import pipeline
+        from buildkit.run import kustomize as kustomizemod
+        from buildkit.run import pipeline, summary
 
         if verify and layer != "app":
             raise ConfigError(
                 f"--verify checks the app image; use it with `imgbuild app`, not {layer}"
             )
+        _check_kustomize_flags(layer, kustomize, push=push)
         resolved = resolve(ctx, config, registry)
+        target = kustomizemod.prepare(resolved, kustomize) if kustomize is not None else None
         timer = log.Timer()
         options = RunOptions(target=layer, push=push, no_cache=no_cache, release_tags=release_tags)
         phases: dict[str, float] = {}
@@ -100,6 +113,11 @@ def _layer_command(layer: str) -> None:
             outcomes = pipeline.run(resolved, options, phases)
         # A failed verify is reported too (the images built, the failed tests), then raised.
         data = reports.after_run(resolved, outcomes, timer.seconds, phases=phases, verify=verified)
+        app_outcome = summary.app_outcome(outcomes)
+        if app_outcome is not None:
+            log.info(summary.processes_line(app_outcome))
+        if target is not None and failure is None:
+            data["kustomize"] = kustomizemod.pin(target, outcomes)
         if as_json:
             print(json.dumps(data, indent=2))
         if failure is not None:
@@ -107,6 +125,20 @@ def _layer_command(layer: str) -> None:
 
     command.__doc__ = f"Build the {layer} image and whatever it depends on that is stale."
     app.command(name=layer)(command)
+
+
+def _check_kustomize_flags(layer: str, kustomize: Path | None, *, push: bool) -> None:
+    if kustomize is None:
+        return
+    if layer != "app":
+        raise ConfigError(
+            f"--kustomize pins the app image; use it with `imgbuild app --push`, not {layer}"
+        )
+    if not push:
+        raise ConfigError(
+            "--kustomize writes the pushed app image's digest, which only a registry gives; "
+            "add --push"
+        )
 
 
 def _verify_then_push(

@@ -13,10 +13,12 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from buildkit.config import budgets as budgets_section
 from buildkit.config import codebuild as codebuild_section
+from buildkit.config import deploy as deploy_section
 from buildkit.config import ecr as ecr_section
 from buildkit.config import envvars, schema
 from buildkit.config import verify as verify_section
@@ -113,6 +115,9 @@ class AssetsConfig:
 class AppConfig(LayerCommon):
     context: Path
     command: str = "bundle exec rails server -b 0.0.0.0"
+    # Process type -> command, `web` first (config.deploy): one image, a deploy runs each from
+    # the same digest. `web` is always `command`, the image's CMD, whatever is passed here.
+    processes: Mapping[str, str] = field(default_factory=dict)
     port: int = 3000
     user: str = "app"
     source_url: str | None = None
@@ -123,6 +128,13 @@ class AppConfig(LayerCommon):
     # False: one step.
     delta: bool = True
     assets: AssetsConfig = field(default_factory=AssetsConfig)
+
+    def __post_init__(self) -> None:
+        # `web` is the command by definition: a `dataclasses.replace(app, command=...)` moves it
+        # too. Read-only, like every other value of a frozen config.
+        others = {name: cmd for name, cmd in self.processes.items() if name != deploy_section.WEB}
+        merged = MappingProxyType({deploy_section.WEB: self.command, **others})
+        object.__setattr__(self, "processes", merged)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +158,9 @@ class Config:
     ecr: ecr_section.EcrSettings = field(default_factory=ecr_section.EcrSettings)
     tags: ecr_section.TagSettings = field(default_factory=ecr_section.TagSettings)
     verify: verify_section.VerifySettings = field(default_factory=verify_section.VerifySettings)
+    kustomize: deploy_section.KustomizeSettings = field(
+        default_factory=deploy_section.KustomizeSettings
+    )
 
     def layer(self, name: str) -> LayerCommon:
         layer: LayerCommon = {"ruby": self.ruby, "base": self.base, "app": self.app}[name]
@@ -210,6 +225,7 @@ def resolve(
         verify=verify_section.parse(
             doc, data.get("verify"), root, rails=_is_rails(data, root), present="verify" in data
         ),
+        kustomize=deploy_section.parse_kustomize(doc, data.get("kustomize")),
     )
 
 
@@ -229,6 +245,7 @@ def _keys() -> dict[str, Any]:
         "ecr": ecr_section.KEYS,
         "tags": ecr_section.TAG_KEYS,
         "verify": verify_section.KEYS,
+        "kustomize": deploy_section.KUSTOMIZE_KEYS,
     }
 
 
@@ -308,9 +325,13 @@ def _app(doc: Document, raw: Mapping[str, Any], root: Path) -> AppConfig:
     command = raw.get("command", AppConfig.command)
     if isinstance(command, list):
         command = shlex.join(schema.str_list(doc, "app.command", command))
+    web, processes = deploy_section.processes(
+        doc, raw, schema.nonempty_str(doc, "app.command", command)
+    )
     return AppConfig(
         context=context,
-        command=schema.nonempty_str(doc, "app.command", command),
+        command=web,
+        processes=dict(processes),
         port=schema.port(doc, raw.get("port", 3000)),
         user=schema.unix_name(doc, "app.user", raw.get("user", "app")),
         source_url=schema.optional_str(doc, "app.source_url", raw.get("source_url")),

@@ -45,6 +45,7 @@ KEYS: dict[str, Any] = {
     "app": {
         "context": None,
         "command": None,
+        "processes": None,  # NAME: command (config.deploy); the names are the user's
         "port": None,
         "user": None,
         "source_url": None,

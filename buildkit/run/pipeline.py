@@ -170,6 +170,7 @@ def _build_labels(
     if spec.parent is not None:
         result[labels.PARENT] = spec.parent.image
     if spec.name == "app":
+        result |= labels.process_labels(spec.processes)
         moment = (
             datetime.datetime.fromtimestamp(gitinfo.source_epoch(config.app.context), datetime.UTC)
             if reproducible

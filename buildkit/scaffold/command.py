@@ -15,6 +15,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from buildkit.config import deploy
+
 DEFAULT_PORT = 3000  # Rails' and Puma's (with Rails' config/puma.rb) default
 PUMA_COMMAND = "bundle exec puma -C config/puma.rb"
 RAILS_COMMAND = "bin/rails server -b 0.0.0.0"
@@ -46,6 +48,48 @@ class Command:
     rewrites: tuple[str, ...] = ()  # what was changed in the Procfile line, and why
     rejected: str | None = None  # why the Procfile's web: line could not be used
     processes: dict[str, str] = field(default_factory=dict)  # the Procfile's other types
+
+
+@dataclass(frozen=True, kw_only=True)
+class Process:
+    """A Procfile line other than web:, as `app.processes` can take it (config.deploy)."""
+
+    procfile_name: str
+    line: str  # the command as the Procfile writes it
+    name: str | None  # the process name in imgbuild.yaml; None when it cannot have one
+    command: str | None  # its plain words; None when rejected
+    rewrites: tuple[str, ...] = ()
+    rejected: str | None = None  # why it is not in app.processes
+
+
+def other_processes(cmd: Command) -> list[Process]:
+    """The Procfile's other process types for `app.processes`: names made DNS labels
+    (sidekiq_low -> sidekiq-low), commands as plain words like web's (`to_words`)."""
+    found: list[Process] = []
+    taken = {deploy.WEB}
+    for procfile_name, line in cmd.processes.items():
+        name = procfile_name.lower().replace("_", "-")
+        why = None
+        if not deploy.is_process_name(name):
+            why = "its name is no DNS label (lowercase letters, digits, -); rename it"
+        elif name in taken:
+            why = f"its name reads as {name}, which another process has; rename it"
+        words, rewrites, rejected = to_words(line, cmd.port) if why is None else (None, (), why)
+        if words is None and why is None:
+            rejected = f"{rejected}; put it in a script (bin/{name}) and write that"
+        if words is not None:
+            taken.add(name)
+        found.append(
+            Process(
+                procfile_name=procfile_name,
+                line=line,
+                name=name if why is None else None,
+                command=words,
+                rewrites=rewrites,
+                rejected=rejected,
+            )
+        )
+    return found
 
 
 def read_procfile(path: Path) -> dict[str, str]:

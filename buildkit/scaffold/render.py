@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import yaml
 
 from buildkit.config import schema
+from buildkit.scaffold import command as commandmod
 from buildkit.scaffold import packages as packagesmod
 from buildkit.scaffold.detect import Assets, Detection
 from buildkit.source import dockerignore
@@ -198,14 +199,7 @@ def _app(d: Detection) -> list[str]:
     lines.append(f"  command: {scalar(cmd.command)}")
     lines += comment(f"Port: {cmd.port_source}; the image exposes it and sets PORT to it.", "  ")
     lines.append(f"  port: {cmd.port}")
-    if cmd.processes:
-        lines += comment(
-            "Procfile's other process types: imgbuild builds one image, and they run from it "
-            "with their own command (docker run IMAGE COMMAND, or your orchestrator's command):",
-            "  ",
-        )
-        for name, command in cmd.processes.items():
-            lines += comment(f"{name}: {command}", "  ", hang="    ", lead="  ")
+    lines += _processes(d)
     lines += _assets(d)
     if d.bootsnap:
         lines += comment(
@@ -221,6 +215,46 @@ def _app(d: Detection) -> list[str]:
         "  ",
     )
     return [*lines, ""]
+
+
+def _processes(d: Detection) -> list[str]:
+    """`app.processes` from the Procfile's other lines, each with where it came from."""
+    entries = commandmod.other_processes(d.command)
+    if not entries:
+        return []
+    lines = comment(
+        "Procfile's other process types (app.processes): imgbuild builds one image, the image "
+        "records each process's command in a label, and a deploy runs each from the same digest "
+        "with its command (web is app.command above, the image's CMD). A command runs without "
+        "a shell, like app.command.",
+        "  ",
+    )
+    if not any(entry.command for entry in entries):
+        return lines + comment("None of them can be written here:", "  ") + _rejected(entries)
+    lines.append("  processes:")
+    for entry in entries:
+        if entry.command is None:
+            continue
+        source = f"From Procfile's {entry.procfile_name}: line"
+        if entry.name != entry.procfile_name:
+            source += f", named {entry.name} (a DNS label, as Kubernetes names containers)"
+        if entry.rewrites:
+            source += f" ({'; '.join(entry.rewrites)})"
+        lines += comment(source + ".", "    ")
+        lines.append(f"    {entry.name}: {scalar(entry.command)}")
+    return lines + _rejected(entries)
+
+
+def _rejected(entries: list[commandmod.Process]) -> list[str]:
+    lines: list[str] = []
+    for entry in entries:
+        if entry.command is None:
+            lines += comment(
+                f"Procfile's {entry.procfile_name}: line ({entry.line}) is not used: "
+                f"{entry.rejected}.",
+                "    ",
+            )
+    return lines
 
 
 def _assets(d: Detection) -> list[str]:

@@ -45,6 +45,11 @@ def with_command(config: Config, command: str) -> Config:
     return dataclasses.replace(config, app=dataclasses.replace(config.app, command=command))
 
 
+def with_processes(config: Config, **processes: str) -> Config:
+    app = dataclasses.replace(config.app, processes=processes)
+    return dataclasses.replace(config, app=app)
+
+
 Change = Callable[[Config], Config]
 LOCK_BUMP = "GEM\n  specs:\n    rack (3.2.0)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  rack\n"
 ALL = {"ruby", "base", "app"}
@@ -53,6 +58,8 @@ CHANGES = [
     pytest.param(lambda c: edit(c, "app.rb", 'puts "bye"\n'), {"app"}, id="source file"),
     pytest.param(lambda c: edit(c, "lib/extra.rb", "X = 1\n"), {"app"}, id="new source file"),
     pytest.param(lambda c: with_command(c, "ruby other.rb"), {"app"}, id="app command"),
+    pytest.param(lambda c: with_processes(c, worker="bin/jobs"), {"app"}, id="new process"),
+    pytest.param(lambda c: with_processes(c, web="ignored"), set(), id="web is the command"),
     pytest.param(lambda c: edit(c, "README.md", "# changed\n"), set(), id="ignored file"),
     pytest.param(lambda c: mkdir(c, "lib/empty"), {"app"}, id="empty directory"),
     pytest.param(lambda c: mkdir(c, "tmp/pids"), set(), id="ignored empty directory"),
@@ -175,3 +182,18 @@ def test_an_empty_directory_is_a_reason_to_rebuild(shop: Config) -> None:
     app = layers.chain(mkdir(shop, "lib/empty"))[2]
     assert app.inputs["file:lib/empty/"] == "dir"
     assert "file:lib/" not in app.inputs  # a directory with files is known by its files
+
+
+def test_the_app_spec_carries_its_processes_and_says_what_changed(shop: Config) -> None:
+    """The spec lists the processes (web first) for the labels; the inputs name each one, so
+    the plan's reason says which process changed."""
+    before = layers.chain(with_processes(shop, worker="bin/jobs"))[-1]
+    after = layers.chain(with_processes(shop, worker="bin/jobs --all", cron="bin/cron"))[-1]
+    assert before.processes == (("web", shop.app.command), ("worker", "bin/jobs"))
+    assert after.processes[0] == ("web", shop.app.command)
+    assert before.inputs["processes"] == "web worker"
+    assert (before.inputs["process worker"], after.inputs["process worker"]) == (
+        "bin/jobs",
+        "bin/jobs --all",
+    )
+    assert "process web" not in before.inputs  # it is `command`

@@ -85,3 +85,14 @@ def test_skipping_folds_that_cannot_fit_changes_no_label(files: int) -> None:
     encoded = labels.encode_inputs(inputs)
     assert encoded == _encode_by_trying_every_fold(inputs)
     assert labels.decode_inputs(encoded) is not None
+
+
+def test_process_labels_round_trip() -> None:
+    processes = (("web", "bundle exec puma -C config/puma.rb"), ("worker", "bin/jobs"))
+    written = labels.process_labels(processes)
+    assert written == {
+        "org.imgbuild.process.web": "bundle exec puma -C config/puma.rb",
+        "org.imgbuild.process.worker": "bin/jobs",
+    }
+    others = {labels.KEY: "k", "org.opencontainers.image.revision": "abc"}
+    assert labels.processes_from_labels({**others, **written}) == dict(processes)
