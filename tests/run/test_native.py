@@ -300,6 +300,7 @@ def test_native_and_buildkit_images_of_one_source_are_equivalent(
     assert labels(nt_config)["org.opencontainers.image.revision"] == commit
     assert labels(nt_config)["org.opencontainers.image.source"] == ORIGIN
     assert labels(nt_config)["org.imgbuild.key"] == native["key"]
+    assert labels(nt_config)["org.imgbuild.process.web"] == "ruby app.rb"  # app.processes
 
     # The same history, step for step. ARG and EXPOSE lines are compared by instruction only:
     # their text depends on the BuildKit version (current BuildKit writes an ARG's effective

@@ -151,3 +151,25 @@ def test_puma_rb_literal_port_without_procfile(tmp_path: Path) -> None:
     write(tmp_path, "config/puma.rb", "port 5100\n")
     found = detect(tmp_path)
     assert (found.command, found.port) == (commandmod.PUMA_COMMAND, 5100)
+
+
+def test_other_processes_become_dns_label_names_and_plain_words(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "Procfile",
+        "web: bin/web\nworker: bundle exec sidekiq -c ${PORT}\nsidekiq_low: bin/low\n"
+        "Web: bin/other\nrelease: bin/migrate; bin/seed\nsidekiq-low: bin/again\n",
+    )
+    found = {p.procfile_name: p for p in commandmod.other_processes(detect(tmp_path))}
+    assert (found["worker"].name, found["worker"].command) == (
+        "worker",
+        "bundle exec sidekiq -c 3000",
+    )
+    assert found["worker"].rewrites == ("$PORT written as 3000, the port the image sets PORT to",)
+    assert (found["sidekiq_low"].name, found["sidekiq_low"].command) == ("sidekiq-low", "bin/low")
+    assert found["Web"].command is None
+    assert found["Web"].rejected == "its name reads as web, which another process has; rename it"
+    assert found["sidekiq-low"].command is None  # sidekiq_low took the name first
+    assert found["release"].command is None
+    assert found["release"].rejected is not None
+    assert found["release"].rejected.endswith("; put it in a script (bin/release) and write that")

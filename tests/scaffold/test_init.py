@@ -60,6 +60,7 @@ class Case:
     name: str = "app"
     registry: str | None = None
     flags: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, str] = field(default_factory=dict)  # app.processes besides web
 
 
 CASES = [
@@ -99,7 +100,8 @@ CASES = [
             gems=("rails", "pg", "puma", "sidekiq"),
             files={
                 "Procfile": "web: bundle exec puma -C config/puma.rb\n"
-                "worker: bundle exec sidekiq\n",
+                "worker: bundle exec sidekiq\nsidekiq_low: bundle exec sidekiq -q low\n"
+                "release: bin/rails db:migrate && bin/seed\n",
                 "config/puma.rb": "port 4000\n",
             },
         ),
@@ -107,6 +109,7 @@ CASES = [
         build_packages=("libpq-dev", "libssl-dev"),
         command="bundle exec puma -C config/puma.rb",
         port=4000,
+        processes={"worker": "bundle exec sidekiq", "sidekiq-low": "bundle exec sidekiq -q low"},
     ),
     Case(
         id="mysql-vips",
@@ -187,6 +190,7 @@ def test_the_written_file_loads_into_the_expected_config(tmp_path: Path, case: C
     assert dict(config.base.build_args) == case.build_args
     assert config.base.bundle_without == ("development", "test")
     assert config.app.command == case.command
+    assert dict(config.app.processes) == {"web": case.command, **case.processes}
     assert config.app.port == case.port
     assert config.app.context == root.resolve()
 
@@ -230,6 +234,50 @@ def test_comments_say_where_values_came_from(tmp_path: Path) -> None:
         assert needle in flat, needle
     assert "\n# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com\n" in text
     assert "\n# base_image: debian:trixie-slim\n" in text
+
+
+def test_procfile_processes_are_written_with_their_source(tmp_path: Path) -> None:
+    root = rails_app(
+        tmp_path / "shop",
+        gems=("rails", "puma"),
+        files={
+            "Procfile": "web: bundle exec puma -p $PORT\nworker: bundle exec sidekiq\n"
+            "sidekiq_low: bundle exec sidekiq -q low\nrelease: bin/rails db:migrate && x\n"
+            "Jobs_: bin/jobs\n"
+        },
+    )
+    text = init(root).text
+    assert (
+        "  processes:\n    # From Procfile's worker: line.\n    worker: bundle exec sidekiq\n"
+        in text
+    )
+    assert "    # From Procfile's sidekiq_low: line, named sidekiq-low (a DNS label" in text
+    assert "    sidekiq-low: bundle exec sidekiq -q low\n" in text
+    flat = " ".join(re.sub(r"^\s*#\s*", "", line) for line in text.splitlines())
+    assert "Procfile's release: line (bin/rails db:migrate && x) is not used: it uses shell" in flat
+    assert "put it in a script (bin/release)" in flat
+    assert "Procfile's Jobs_: line (bin/jobs) is not used: its name is no DNS label" in flat
+    processes = loading.resolve(root / "imgbuild.yaml", env={}).app.processes
+    assert list(processes) == ["web", "worker", "sidekiq-low"]
+
+
+def test_a_procfile_with_only_web_writes_no_processes(tmp_path: Path) -> None:
+    root = rails_app(
+        tmp_path / "shop", gems=("rails", "puma"), files={"Procfile": "web: bin/web\n"}
+    )
+    assert "processes" not in init(root).text
+
+
+def test_a_procfile_whose_other_lines_all_fail_names_them_in_comments(tmp_path: Path) -> None:
+    root = rails_app(
+        tmp_path / "shop",
+        gems=("rails", "puma"),
+        files={"Procfile": "web: bin/web\nrelease: bin/rails db:migrate && x\n"},
+    )
+    text = init(root).text
+    assert "processes:" not in text
+    assert "None of them can be written here:" in text
+    assert dict(loading.resolve(root / "imgbuild.yaml", env={}).app.processes) == {"web": "bin/web"}
 
 
 def test_a_rejected_procfile_line_is_quoted_with_the_reason(tmp_path: Path) -> None:
