@@ -31,6 +31,7 @@ import yaml
 from buildkit import fsutil, log
 from buildkit.chain import layers
 from buildkit.errors import InputError, PushFailedError
+from buildkit.source import dockerignore
 
 if TYPE_CHECKING:
     from buildkit.chain.model import LayerOutcome
@@ -66,9 +67,29 @@ def prepare(config: Config, directory: Path) -> Target:
     `images:` imgbuild can set the app's entry in. The name is `kustomize.name`, else the app
     repository's name (`<name>-app`, or `ecr.repositories.app`)."""
     path = locate(directory)
+    _outside_the_source(config, path)
     name = config.kustomize.name or layers.repository_name(config, "app")
     check(path, name)
     return Target(path=path, name=name)
+
+
+def _outside_the_source(config: Config, path: Path) -> None:
+    """A kustomization the app's image copies would put each pushed digest into the next
+    build's key: every deploy commit a new image, and a new digest to pin. Refused, unless the
+    app's ignore rules leave it out."""
+    context = config.app.context.resolve()
+    try:
+        relpath = path.resolve().relative_to(context).as_posix()
+    except ValueError:
+        return
+    runtime = layers.RUNTIME_PATTERNS if config.app.dockerfile is None else ()
+    if dockerignore.rules_for_context(context, extra=runtime).is_ignored(relpath):
+        return
+    folder = relpath.partition("/")[0]
+    raise InputError(
+        f"--kustomize {path} is in the app's source, so each pinned digest would change the "
+        f"app's key and make a new image; add /{folder} to {context / '.dockerignore'}"
+    )
 
 
 def pin(target: Target, outcomes: Sequence[LayerOutcome]) -> dict[str, str]:

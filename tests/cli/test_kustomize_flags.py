@@ -17,9 +17,12 @@ CONFIG = 'name: shop\nregistry: 127.0.0.1:9\nruby:\n  version: "3.3.8"\n'
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    config = tmp_path / "imgbuild.yaml"
+    """`imgbuild ARGS` on an app in tmp_path/app (overlays beside it, outside its source)."""
+    app = tmp_path / "app"
+    app.mkdir(exist_ok=True)
+    config = app / "imgbuild.yaml"
     config.write_text(CONFIG)
-    (tmp_path / "Gemfile").write_text("")
+    (app / "Gemfile").write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGBUILD_")}
     env.update(
         {
@@ -79,3 +82,12 @@ def test_a_kustomization_it_cannot_edit_is_refused_and_left_alone(tmp_path: Path
     assert_refused(result, 4, "kustomization.yaml:2: images must be a list of entries")
     assert (tmp_path / "prod" / "kustomization.yaml").read_text() == text
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_kustomization_in_the_apps_source_is_refused(tmp_path: Path) -> None:
+    overlay = tmp_path / "app" / "deploy" / "production"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text("resources: []\n")
+    result = run(tmp_path, "app", "--push", "--kustomize", str(overlay))
+    assert_refused(result, 4, "is in the app's source, so each pinned digest would change")
+    assert f"add /deploy to {tmp_path / 'app' / '.dockerignore'}" in result.stderr

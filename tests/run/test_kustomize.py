@@ -224,12 +224,26 @@ def app_outcome(digest: str | None, processes: tuple[tuple[str, str], ...]) -> L
 
 
 def test_prepare_names_the_app_repository_or_kustomize_name(tmp_path: Path) -> None:
-    write(tmp_path / "k", "resources: []\n")
-    assert kustomize.prepare(config(tmp_path), tmp_path / "k").name == "shop-app"
-    named = config(tmp_path, "kustomize:\n  name: web-image\n")
-    assert kustomize.prepare(named, tmp_path / "k").name == "web-image"
-    ecr = config(tmp_path, "ecr:\n  repositories: {app: shop/web}\n")
-    assert kustomize.prepare(ecr, tmp_path / "k").name == "shop/web"
+    app, overlay = tmp_path / "app", tmp_path / "k"
+    app.mkdir()
+    write(overlay, "resources: []\n")
+    assert kustomize.prepare(config(app), overlay).name == "shop-app"
+    named = config(app, "kustomize:\n  name: web-image\n")
+    assert kustomize.prepare(named, overlay).name == "web-image"
+    ecr = config(app, "ecr:\n  repositories: {app: shop/web}\n")
+    assert kustomize.prepare(ecr, overlay).name == "shop/web"
+
+
+def test_a_kustomization_in_the_apps_source_is_refused_unless_ignored(tmp_path: Path) -> None:
+    """The app image would copy it: each pinned digest would make the next build a new image."""
+    overlay = tmp_path / "deploy" / "production"
+    write(overlay, "resources: []\n")
+    with pytest.raises(InputError) as info:
+        kustomize.prepare(config(tmp_path), overlay)
+    assert "is in the app's source" in info.value.message
+    assert f"add /deploy to {tmp_path.resolve() / '.dockerignore'}" in info.value.message
+    (tmp_path / ".dockerignore").write_text("deploy/\n")
+    assert kustomize.prepare(config(tmp_path), overlay).path == overlay / "kustomization.yaml"
 
 
 def test_pin_writes_the_pushed_digest(tmp_path: Path) -> None:
