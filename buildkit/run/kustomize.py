@@ -127,14 +127,13 @@ def locate(directory: Path) -> Path:
 
 def check(path: Path, name: str) -> None:
     """Preflight: the file reads as a kustomization whose `images:` imgbuild can set `name` in."""
-    text = _read(path)
-    _images(path, text, name)
+    _images(path, _read(path), name)
 
 
 def set_image(path: Path, entry: ImageEntry) -> str:
     """Write `entry` into the file; "added", "updated" or "unchanged"."""
     text = _read(path)
-    images, _ = _images(path, text, entry.name)
+    images = _images(path, text, entry.name)
     before = next((item for item in images if item.get("name") == entry.name), None)
     if before == entry.as_dict():
         return "unchanged"
@@ -146,12 +145,12 @@ def set_image(path: Path, entry: ImageEntry) -> str:
 def edit(text: str, entry: ImageEntry, where: str) -> str:
     """`text` with `entry` set in `images:`; every other byte kept when the layout allows."""
     root = _compose(text, where)
-    data = yaml.safe_load(text) or {}
+    data = _load(text, where) or {}
     expected = {**data, "images": _updated(list(data.get("images") or []), entry)}
     edited = None
     if root is None or isinstance(root, yaml.MappingNode):
         edited = _splice(text, root, entry)
-    if edited is not None and yaml.safe_load(edited) == expected:
+    if edited is not None and _reads_as(edited, expected):
         return edited
     log.warn(f"{where}: rewritten whole to set images {entry.name} (its comments are not kept)")
     return yaml.safe_dump(expected, sort_keys=False, default_flow_style=False)
@@ -182,18 +181,37 @@ def _compose(text: str, where: str) -> yaml.Node | None:
         raise InputError(f"{where}: invalid YAML: {exc}; fix the file") from None
 
 
-def _images(path: Path, text: str, name: str) -> tuple[list[dict[str, Any]], yaml.Node | None]:
+def _load(text: str, where: str) -> Any:
+    """The document's values (what PyYAML's composer accepted may still not construct: a
+    `!!python/object` tag, a list as a key)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        raise InputError(f"{where}:{line}: invalid YAML: {exc.problem}; fix the file") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{where}: invalid YAML: {exc}; fix the file") from None
+
+
+def _reads_as(text: str, expected: Any) -> bool:
+    try:
+        return bool(yaml.safe_load(text) == expected)
+    except yaml.YAMLError:
+        return False
+
+
+def _images(path: Path, text: str, name: str) -> list[dict[str, Any]]:
     """The `images:` entries, checked: a mapping document, a list of mappings, `name` once."""
     root = _compose(text, str(path))
     if root is None:
-        return [], None
+        return []
     if not isinstance(root, yaml.MappingNode):
         raise InputError(f"{path}:{root.start_mark.line + 1}: a kustomization is a mapping")
     node = _value(root, "images")
-    data = yaml.safe_load(text)
+    data = _load(text, str(path))
     images = data.get("images") if isinstance(data, dict) else None
     if images is None:
-        return [], node
+        return []
     line = node.start_mark.line + 1 if node is not None else 0
     if not isinstance(images, list) or not all(isinstance(i, dict) for i in images):
         raise InputError(
@@ -201,7 +219,7 @@ def _images(path: Path, text: str, name: str) -> tuple[list[dict[str, Any]], yam
         )
     if sum(1 for item in images if item.get("name") == name) > 1:
         raise InputError(f"{path}:{line}: images names {name} more than once; keep one entry")
-    return images, node
+    return images
 
 
 def _value(root: yaml.MappingNode, key: str) -> yaml.Node | None:
@@ -270,7 +288,7 @@ def _values(entry: ImageEntry) -> tuple[str, str, str]:
 
 
 def _flow(text: str, entry: ImageEntry) -> str:
-    images = yaml.safe_load(text).get("images") or []
+    images = _load(text, "").get("images") or []
     return json.dumps(_updated(list(images), entry))
 
 

@@ -1,6 +1,6 @@
 """The imgbuild.yaml that `imgbuild init` writes: only keys docs/config.md documents, each with a
-comment saying where its value came from; what has no key (other process types, .dockerignore) is
-said in comments only.
+comment saying where its value came from; what has no key (.dockerignore suggestions, a Procfile
+line that needs a shell) is said in comments only.
 """
 
 from __future__ import annotations
@@ -230,7 +230,8 @@ def _processes(d: Detection) -> list[str]:
         "  ",
     )
     if not any(entry.command for entry in entries):
-        return lines + comment("None of them can be written here:", "  ") + _rejected(entries)
+        none = comment("None of them can be written here:", "  ")
+        return lines + none + _rejected(entries, "  ")
     lines.append("  processes:")
     for entry in entries:
         if entry.command is None:
@@ -242,17 +243,17 @@ def _processes(d: Detection) -> list[str]:
             source += f" ({'; '.join(entry.rewrites)})"
         lines += comment(source + ".", "    ")
         lines.append(f"    {entry.name}: {scalar(entry.command)}")
-    return lines + _rejected(entries)
+    return lines + _rejected(entries, "    ")
 
 
-def _rejected(entries: list[commandmod.Process]) -> list[str]:
+def _rejected(entries: list[commandmod.Process], indent: str) -> list[str]:
     lines: list[str] = []
     for entry in entries:
         if entry.command is None:
             lines += comment(
                 f"Procfile's {entry.procfile_name}: line ({entry.line}) is not used: "
                 f"{entry.rejected}.",
-                "    ",
+                indent,
             )
     return lines
 

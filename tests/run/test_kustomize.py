@@ -175,6 +175,7 @@ def test_two_kustomizations_are_refused_as_kustomize_does(tmp_path: Path) -> Non
     [
         ("resources: [a.yaml\nimages: []\n", r"kustomization.yaml:\d+: invalid YAML"),
         ("- a.yaml\n", r"kustomization.yaml:1: a kustomization is a mapping"),
+        ("x: !!python/object:os.system {}\n", r"kustomization.yaml:1: invalid YAML"),
         ("x: 1\nimages: shop-app\n", r"kustomization.yaml:2: images must be a list of entries"),
         ("images:\n- shop-app\n", r"kustomization.yaml:2: images must be a list of entries"),
         (
@@ -182,7 +183,7 @@ def test_two_kustomizations_are_refused_as_kustomize_does(tmp_path: Path) -> Non
             r"kustomization.yaml:2: images names shop-app more than once",
         ),
     ],
-    ids=["syntax", "not a mapping", "not a list", "not entries", "twice"],
+    ids=["syntax", "not a mapping", "unsafe tag", "not a list", "not entries", "twice"],
 )
 def test_a_file_imgbuild_cannot_edit_fails_the_check_and_stays(
     tmp_path: Path, text: str, message: str
