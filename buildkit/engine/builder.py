@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -209,6 +210,12 @@ def build(
 ) -> BuildResult:
     """Run one build to completion; a failure raises BuildFailedError with the failing step."""
     env = {"DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain", **(extra_env or {})}
+    named = env.get("BUILDX_BUILDER") or os.environ.get("BUILDX_BUILDER")
+    if named and not engine.buildx:
+        raise BuildKitUnavailableError(
+            f"the buildx builder '{named}' (builder: or BUILDX_BUILDER) needs docker buildx, and "
+            f"{engine.description} has none; install docker-buildx or drop the builder"
+        )
     with tempfile.TemporaryDirectory(prefix="imgbuild-") as tmp:
         workdir = Path(tmp)
         view = _ProgressView(request.label)
@@ -216,9 +223,25 @@ def build(
         result = proc.stream(build_argv(engine, request, workdir), view, env=env)
         seconds = timer.seconds
         if result.returncode != 0:
+            _raise_missing_builder(result.stdout)
             raise BuildFailedError(_failure_message(request, view.parser, result.stdout))
         image_id = (workdir / "iid").read_text(encoding="utf-8").strip()
     return BuildResult(image_id=image_id, seconds=seconds, steps=tuple(view.parser.steps))
+
+
+_NO_BUILDER = re.compile(r'no builder "([^"]+)" found|no builder ([^\s"]+) found')
+
+
+def _raise_missing_builder(output: str) -> None:
+    """A builder that does not exist is a setup error (exit 6), not a failed build."""
+    found = _NO_BUILDER.search(output)
+    if found:
+        name = found.group(1) or found.group(2)
+        raise BuildKitUnavailableError(
+            f"no buildx builder '{name}' (named by builder: or BUILDX_BUILDER); create it "
+            f"(docker buildx create --name {name} …, docs/remote-engine.md) or pick one "
+            "`docker buildx ls` lists"
+        )
 
 
 def _failure_message(request: BuildRequest, parser: PlainProgressParser, output: str) -> str:

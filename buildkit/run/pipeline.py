@@ -97,6 +97,12 @@ def run(
     return outcomes
 
 
+def _builder_env(config: Config) -> dict[str, str]:
+    """The buildx builder the config names (`builder:` or BUILDX_BUILDER), for `docker buildx`
+    to read as it reads BUILDX_BUILDER: every build of the run goes to it."""
+    return {"BUILDX_BUILDER": config.builder} if config.builder else {}
+
+
 def _build_stale(
     config: Config,
     options: RunOptions,
@@ -113,7 +119,11 @@ def _build_stale(
     docker_api.client()  # a daemon that does not answer is exit 5, before BuildKit's check
     base_secrets = config.base.secrets if any(o.plan.spec.name == "base" for o in stale) else ()
     where = f"{config.path}: base.secrets"
-    with access.build_env() as env, secrets.bundle_env_file(base_secrets, where=where) as files:
+    with (
+        access.build_env() as registry_env,
+        secrets.bundle_env_file(base_secrets, where=where) as files,
+    ):
+        env = {**registry_env, **_builder_env(config)}
         for outcome in stale:
             forced = options.no_cache and outcome.plan.spec.name == options.target
             outcome.forced = forced
