@@ -7,8 +7,10 @@ scanned for `error`. Pushes and pulls are idempotent and retried on transient fa
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +114,32 @@ def _daemon_host() -> str:
         return f"DOCKER_HOST={host}"
     context = os.environ.get("DOCKER_CONTEXT")
     return f"docker context {context}" if context else "the default socket (DOCKER_HOST unset)"
+
+
+def remote_engine() -> str | None:
+    """Where the engine is ("DOCKER_HOST=tcp://…") when that is another machine, else None: a
+    port the engine publishes is then on that machine's loopback, out of this one's reach."""
+    url = os.environ.get("DOCKER_HOST") or _context_host()
+    parsed = urllib.parse.urlsplit(url or "")
+    if parsed.scheme in ("", "unix", "npipe", "fd"):
+        return None
+    host = parsed.hostname or "localhost"
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return None if loopback else (_daemon_host() if os.environ.get("DOCKER_HOST") else url)
+
+
+def _context_host() -> str | None:
+    """The current docker context's endpoint (DOCKER_CONTEXT, then config.json), if any."""
+    from docker.context import ContextAPI
+
+    try:
+        base_url = ContextAPI.kwargs_from_context().get("base_url")
+    except Exception:  # an unreadable context store: the SDK's own connect reports it
+        return None
+    return str(base_url) if base_url else None
 
 
 def _tls_message(exc: BaseException) -> str:
