@@ -223,24 +223,42 @@ def build(
         result = proc.stream(build_argv(engine, request, workdir), view, env=env)
         seconds = timer.seconds
         if result.returncode != 0:
-            _raise_missing_builder(result.stdout)
+            _raise_builder_unavailable(view.parser, result.stdout)
             raise BuildFailedError(_failure_message(request, view.parser, result.stdout))
         image_id = (workdir / "iid").read_text(encoding="utf-8").strip()
     return BuildResult(image_id=image_id, seconds=seconds, steps=tuple(view.parser.steps))
 
 
-_NO_BUILDER = re.compile(r'no builder "([^"]+)" found|no builder ([^\s"]+) found')
+_NO_BUILDER = re.compile(r'no builder "([^"]+)" found')
+_OTHER_CONTEXT = re.compile(r"use `docker --context=(\S+) buildx` to switch to context")
+_BUILDING_WITH = re.compile(r'building with "([^"]+)" instance using (\S+) driver')
 
 
-def _raise_missing_builder(output: str) -> None:
-    """A builder that does not exist is a setup error (exit 6), not a failed build."""
-    found = _NO_BUILDER.search(output)
-    if found:
-        name = found.group(1) or found.group(2)
+def _raise_builder_unavailable(parser: PlainProgressParser, output: str) -> None:
+    """A builder that does not exist, cannot be used from here or does not answer is a setup
+    error (exit 6) naming it, not a failed build."""
+    if found := _NO_BUILDER.search(output):
+        name = found.group(1)
         raise BuildKitUnavailableError(
             f"no buildx builder '{name}' (named by builder: or BUILDX_BUILDER); create it "
             f"(docker buildx create --name {name} …, docs/remote-engine.md) or pick one "
             "`docker buildx ls` lists"
+        )
+    if found := _OTHER_CONTEXT.search(output):
+        name = found.group(1)
+        raise BuildKitUnavailableError(
+            f"the buildx builder '{name}' is docker context {name}'s own (docker driver), which "
+            f"buildx builds with only from that context; set DOCKER_CONTEXT={name} (or "
+            "DOCKER_HOST to its engine) instead of naming it as the builder"
+        )
+    failed = parser.failed_step
+    using = _BUILDING_WITH.search(output)
+    if using and failed is not None and failed.name.endswith("waiting for connection"):
+        name, driver = using.groups()
+        raise BuildKitUnavailableError(
+            f"the buildx builder '{name}' ({driver} driver) does not answer "
+            f"({failed.error or parser.error_message or 'no connection'}); "
+            f"`docker buildx inspect --bootstrap {name}` shows why"
         )
 
 

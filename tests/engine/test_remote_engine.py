@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import certifi
 import pytest
 
 from tests.conftest import Project, layers_by_name
@@ -32,6 +33,7 @@ ERROR_SECONDS = 10.0
 @dataclass(frozen=True)
 class TlsEngine:
     host: str  # tcp://127.0.0.1:PORT
+    socket: str  # unix://…: the same engine, through its own socket
     client: Path  # a DOCKER_CERT_PATH the engine accepts
     root: Path
 
@@ -57,7 +59,7 @@ def tls_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsEngine]:
     (root / "daemon").mkdir()
     with start_fresh_daemon(root / "daemon", ["dockerd"], tls=tls, bridge=TLS_BRIDGE) as daemon:
         assert daemon.tcp_host == tls.host
-        yield TlsEngine(host=tls.host, client=certs.client, root=root)
+        yield TlsEngine(host=tls.host, socket=daemon.host, client=certs.client, root=root)
 
 
 def _docker(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -72,7 +74,14 @@ def _docker(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[s
 def _remote_env(engine: TlsEngine, cert_path: Path | None = None) -> dict[str, str]:
     # Only DOCKER_HOST names an engine: DOCKER_CONTEXT empty keeps any context away, and the
     # app is built by BuildKit (not assembled in the registry) so the engine has to build it.
-    return {**engine.env(cert_path), "DOCKER_CONTEXT": "", "IMGBUILD_NATIVE": "off"}
+    # REQUESTS_CA_BUNDLE set, as on many CI hosts: requests would let it win over the engine's
+    # ca.pem, and a private CA the docker CLI accepts would fail in the SDK.
+    return {
+        **engine.env(cert_path),
+        "DOCKER_CONTEXT": "",
+        "IMGBUILD_NATIVE": "off",
+        "REQUESTS_CA_BUNDLE": certifi.where(),
+    }
 
 
 def _change_source(project: Project) -> None:
@@ -163,6 +172,31 @@ def test_unreachable_host_is_one_line_exit_5(project: Project, tls_engine: TlsEn
     assert seconds < ERROR_SECONDS
 
 
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers: a host behind a dropping firewall,
+    a wedged daemon. Only the client's own timeout ends a request to it."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # the kernel completes the handshakes; nothing ever reads or writes
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        listener.close()
+
+
+def test_silent_host_is_one_line_exit_5_within_10_s(
+    project: Project, tls_engine: TlsEngine, silent_port: int
+) -> None:
+    _change_source(project)
+    silent = f"tcp://127.0.0.1:{silent_port}"
+    result, seconds = _timed(project, {**_remote_env(tls_engine), "DOCKER_HOST": silent})
+    assert result.returncode == 5, result.stderr[-2000:]
+    line = _one_error_line(result.stderr)
+    assert f"no Docker daemon answers at DOCKER_HOST={silent} (timed out)" in line
+    assert seconds < ERROR_SECONDS
+
+
 def test_ssh_host_is_passed_to_the_sdk(project: Project) -> None:
     """ssh:// goes to the SDK as given (through the ssh command); with nothing listening (and,
     here, without paramiko, which the SDK needs for ssh://) it is one line and exit 5."""
@@ -189,3 +223,67 @@ def test_named_builder_is_the_one_buildx_is_asked_for(project: Project, where: s
     result = project.run("app", extra_env=env, timeout=300)
     assert result.returncode == 6, result.stderr[-2000:]
     assert f"no buildx builder '{name}'" in _one_error_line(result.stderr)
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path) -> Path:
+    """A DOCKER_CONFIG of the test's own (builders and contexts it creates stay there) that
+    still finds the buildx plugin."""
+    config_dir = tmp_path / "dockercfg"
+    (config_dir / "cli-plugins").mkdir(parents=True)
+    homes = (
+        Path.home() / ".docker",
+        Path("/usr/local/libexec/docker"),
+        Path("/usr/libexec/docker"),
+    )
+    for home in homes:
+        plugin = home / "cli-plugins" / "docker-buildx"
+        if plugin.is_file():
+            (config_dir / "cli-plugins" / "docker-buildx").symlink_to(plugin)
+            return config_dir
+    pytest.fail("no docker-buildx plugin; run `make services`")
+
+
+def test_builder_named_in_the_config_is_the_one_buildx_builds_with(
+    project: Project, docker_config: Path
+) -> None:
+    """A `remote` driver builder whose buildkitd does not listen: BuildKit's progress says it
+    builds with that builder, and its silence is one line, exit 6, naming it."""
+    name = f"imgbuild-remote-{uuid.uuid4().hex[:8]}"
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    env = {"DOCKER_CONFIG": str(docker_config)}
+    created = _docker(env, "buildx", "create", "--name", name, "--driver", "remote", endpoint)
+    assert created.returncode == 0, created.stderr
+    project.edit_config("base:\n", f"builder: {name}\nbase:\n")
+    _change_source(project)
+    result = project.run("app", extra_env={**env, "IMGBUILD_NATIVE": "off"}, timeout=300)
+    assert f'building with "{name}" instance using remote driver' in result.stderr
+    assert result.returncode == 6, result.stderr[-2000:]
+    line = _one_error_line(result.stderr)
+    assert f"the buildx builder '{name}' (remote driver) does not answer" in line
+
+
+def test_builder_of_another_docker_context_is_one_line_exit_6(
+    project: Project, tls_engine: TlsEngine, docker_config: Path
+) -> None:
+    """A docker context is a builder (docker driver) of the same name, which buildx uses only
+    from that context: imgbuild says to select the context instead."""
+    name = f"imgbuild-tls-{uuid.uuid4().hex[:8]}"
+    certs = tls_engine.client
+    endpoint = (
+        f"host={tls_engine.host},ca={certs / 'ca.pem'},cert={certs / 'cert.pem'},"
+        f"key={certs / 'key.pem'}"
+    )
+    env = {"DOCKER_CONFIG": str(docker_config)}
+    created = _docker(env, "context", "create", name, "--docker", endpoint)
+    assert created.returncode == 0, created.stderr
+    _change_source(project)
+    env = {
+        **env,
+        "BUILDX_BUILDER": name,
+        "DOCKER_HOST": tls_engine.socket,
+        "IMGBUILD_NATIVE": "off",
+    }
+    result = project.run("app", extra_env=env, timeout=300)
+    assert result.returncode == 6, result.stderr[-2000:]
+    assert f"set DOCKER_CONTEXT={name}" in _one_error_line(result.stderr)
