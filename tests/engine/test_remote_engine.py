@@ -133,6 +133,24 @@ def test_chain_builds_and_pushes_through_the_tls_engine(
     assert registry_digest(registry, repo, tag) == app["digest"]
 
 
+@pytest.mark.slow
+def test_verify_smoke_check_through_the_tls_engine(
+    project: Project, tls_engine: TlsEngine, tmp_path: Path
+) -> None:
+    """verify's network, containers, published port and logs go through the API: the smoke
+    check passes on an engine reached over TCP with TLS (on this machine: 127.0.0.1)."""
+    _change_source(project)
+    out = tmp_path / "verify-out"
+    result = project.run(
+        "verify", "--smoke-only", "--out", str(out), extra_env=_remote_env(tls_engine)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "smoke check passed: GET / -> 200" in result.stderr
+    assert (out / "app.log").is_file()
+    leftovers = _docker(tls_engine.env(), "ps", "-aq", "--filter", "label=io.imgbuild.verify.run")
+    assert leftovers.stdout.strip() == ""
+
+
 @pytest.fixture(scope="module")
 def foreign_certs(tls_engine: TlsEngine) -> dict[str, Path]:
     """DOCKER_CERT_PATHs the engine must refuse: everything from another CA, and the right CA
