@@ -213,7 +213,7 @@ def build(
     named = env.get("BUILDX_BUILDER") or os.environ.get("BUILDX_BUILDER")
     if named and not engine.buildx:
         raise BuildKitUnavailableError(
-            f"the buildx builder '{named}' (builder: or BUILDX_BUILDER) needs docker buildx, and "
+            f"the buildx builder '{named}' needs docker buildx, and "
             f"{engine.description} has none; install docker-buildx or drop the builder"
         )
     with tempfile.TemporaryDirectory(prefix="imgbuild-") as tmp:
@@ -240,7 +240,7 @@ def _raise_builder_unavailable(parser: PlainProgressParser, output: str) -> None
     if found := _NO_BUILDER.search(output):
         name = found.group(1)
         raise BuildKitUnavailableError(
-            f"no buildx builder '{name}' (named by builder: or BUILDX_BUILDER); create it "
+            f"no buildx builder '{name}'; create it "
             f"(docker buildx create --name {name} …, docs/remote-engine.md) or pick one "
             "`docker buildx ls` lists"
         )

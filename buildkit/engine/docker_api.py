@@ -96,7 +96,8 @@ def client() -> Any:
 def _connect(version: str) -> Any:
     import docker
 
-    # ssh:// through the ssh command (as the docker CLI does), not paramiko (not installed).
+    # ssh:// through the ssh command, as the docker CLI does (~/.ssh/config and the agent
+    # apply); the SDK still needs paramiko installed for ssh:// at all.
     api = docker.from_env(timeout=_CONNECT_SECONDS, version=version, use_ssh_client=True)
     if isinstance(api.api.verify, str):
         # The CA is DOCKER_CERT_PATH's ca.pem: requests would otherwise verify the engine
@@ -108,7 +109,6 @@ def _connect(version: str) -> Any:
 
 def _daemon_host() -> str:
     """What the SDK connects to, for messages: DOCKER_HOST, else the current docker context."""
-
     host = os.environ.get("DOCKER_HOST")
     if host:
         return f"DOCKER_HOST={host}"

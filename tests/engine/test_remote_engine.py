@@ -235,12 +235,16 @@ def test_named_builder_is_the_one_buildx_is_asked_for(project: Project, where: s
     env = {"IMGBUILD_NATIVE": "off"}
     if where == "config":
         project.edit_config("base:\n", f"builder: {name}\nbase:\n")
+        line_no = project.config.read_text().splitlines().index(f"builder: {name}") + 1
+        origin = f"{project.config}:{line_no}"
     else:
         env["BUILDX_BUILDER"] = name
+        origin = "BUILDX_BUILDER"
     _change_source(project)
     result = project.run("app", extra_env=env, timeout=300)
     assert result.returncode == 6, result.stderr[-2000:]
-    assert f"no buildx builder '{name}'" in _one_error_line(result.stderr)
+    line = _one_error_line(result.stderr)
+    assert line.startswith(f"imgbuild: error: {origin}: no buildx builder '{name}'; create it")
 
 
 @pytest.fixture
