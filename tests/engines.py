@@ -165,11 +165,16 @@ def _containerd_config(root: Path, sock: Path) -> Path:
 
 @contextmanager
 def start_fresh_engine26(
-    root: Path, binaries: Path, *, containerd_store: bool = True
+    root: Path,
+    binaries: Path,
+    *,
+    containerd_store: bool = True,
+    tls: TlsListener | None = None,
+    bridge: str = FRESH_BRIDGE,
 ) -> Iterator[FreshDaemon]:
     """An empty engine 26 on its own containerd (containerd image store on, unless asked for the
     classic one, as Debian 13's own docker.io runs) from the binaries that `make services`
-    unpacked under `binaries` (dev/engine26.sh)."""
+    unpacked under `binaries` (dev/engine26.sh); `tls` and `bridge` as for start_fresh_daemon."""
     if not (binaries / "usr" / "sbin" / "dockerd").is_file():
         pytest.fail(f"engine 26 is not unpacked under {binaries}; run `make services`")
     path = f"{binaries}/usr/bin:{binaries}/usr/sbin:{os.environ['PATH']}"
@@ -191,9 +196,13 @@ def start_fresh_engine26(
         "--containerd",
         str(ctd_sock),
     ]
-    with ExitStack() as stack:
-        log = root / "containerd.log"
-        containerd = stack.enter_context(_process(ctd_argv, log, env))
-        _wait_for(ctr, containerd, "engine 26's containerd", log)
-        yield stack.enter_context(start_fresh_daemon(root, dockerd, env))
-    shutil.rmtree(root / "containerd-root", ignore_errors=True)
+    try:
+        with ExitStack() as stack:
+            log = root / "containerd.log"
+            containerd = stack.enter_context(_process(ctd_argv, log, env))
+            _wait_for(ctr, containerd, "engine 26's containerd", log)
+            fresh = start_fresh_daemon(root, dockerd, env, tls=tls, bridge=bridge)
+            yield stack.enter_context(fresh)
+    finally:
+        _unmount_under(root)  # containerd's snapshots, once containerd is gone
+        shutil.rmtree(root / "containerd-root", ignore_errors=True)

@@ -15,18 +15,20 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import certifi
 import pytest
 
-from tests.conftest import Project, layers_by_name
-from tests.engines import TlsListener, start_fresh_daemon
+from tests.conftest import DevEnv, Project, layers_by_name
+from tests.engines import TlsListener, start_fresh_daemon, start_fresh_engine26
 from tests.registry_fixtures import registry_digest
 from tests.tls_certs import client_certs, make_ca, make_certs
 
 pytestmark = [pytest.mark.docker]
 
-TLS_BRIDGE = "imgbtls0"  # its own bridge: the fresh daemons of other tests use imgbfresh0
+TLS_BRIDGE = "imgbtls0"  # bridges of their own: the fresh daemons of other tests use imgbfresh0
+TLS26_BRIDGE = "imgbtls1"
 ERROR_SECONDS = 10.0
 
 
@@ -122,15 +124,21 @@ def test_chain_builds_and_pushes_through_the_tls_engine(
         assert registry_digest(registry, repo, tag) == layers[name]["digest"]
     app = layers["app"]
     assert (app["built"], app["pushed"], app["path"]) == (True, True, "buildkit")
-    ref = app["image"]
-    on_engine = _docker(tls_engine.env(), "image", "inspect", "--format", "{{.Id}}", ref)
+    _assert_on_engine_and_registry_only(tls_engine, app)
+
+
+def _assert_on_engine_and_registry_only(engine: TlsEngine, layer: Mapping[str, Any]) -> None:
+    """The layer's image is in `engine` (asked over TLS) and the registry, not in the default
+    daemon: nothing went to the local engine behind DOCKER_HOST's back."""
+    ref = layer["image"]
+    on_engine = _docker(engine.env(), "image", "inspect", "--format", "{{.Id}}", ref)
     assert on_engine.returncode == 0, on_engine.stderr
-    assert on_engine.stdout.strip() == app["id"]
+    assert on_engine.stdout.strip() == layer["id"]
     on_default = _docker({}, "image", "inspect", ref)
     assert on_default.returncode != 0, f"{ref} reached the default daemon"
     registry, _, path = ref.partition("/")
     repo, _, tag = path.rpartition(":")
-    assert registry_digest(registry, repo, tag) == app["digest"]
+    assert registry_digest(registry, repo, tag) == layer["digest"]
 
 
 @pytest.mark.slow
@@ -149,6 +157,29 @@ def test_verify_smoke_check_through_the_tls_engine(
     assert (out / "app.log").is_file()
     leftovers = _docker(tls_engine.env(), "ps", "-aq", "--filter", "label=io.imgbuild.verify.run")
     assert leftovers.stdout.strip() == ""
+
+
+@pytest.mark.slow
+def test_chain_through_a_tls_engine26_with_the_containerd_store(
+    project: Project, dev: DevEnv, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The same through Docker 26 with the containerd image store (an index with attestations
+    is what it pushes), listening with TLS on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("tls-dockerd26")
+    certs = make_certs(root / "certs")
+    tls = TlsListener(port=_free_port(), certs=certs.server)
+    (root / "daemon").mkdir()
+    binaries = dev.home / "engine26" / "root"
+    with start_fresh_engine26(root / "daemon", binaries, tls=tls, bridge=TLS26_BRIDGE) as daemon:
+        engine = TlsEngine(host=tls.host, socket=daemon.host, client=certs.client, root=root)
+        # Repositories of engine 26's own, as the `engines` tests keep them (conftest.project).
+        project.edit_config("name: hello\n", "name: hello26\n")
+        _change_source(project)
+        result = project.run("app", "--push", "--json", extra_env=_remote_env(engine))
+        assert result.returncode == 0, result.stderr[-3000:]
+        app = layers_by_name(json.loads(result.stdout))["app"]
+        assert (app["built"], app["pushed"], app["path"]) == (True, True, "buildkit")
+        _assert_on_engine_and_registry_only(engine, app)
 
 
 @pytest.fixture(scope="module")
