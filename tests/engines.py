@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tls_certs import ServerCerts
+
 FRESH_BRIDGE = "imgbfresh0"
 START_TIMEOUT = 60.0
 
@@ -36,6 +38,30 @@ class FreshDaemon:
     """A second, empty daemon: what a wiped daemon or a new CI machine looks like."""
 
     host: str
+    tcp_host: str | None = None  # tcp://127.0.0.1:PORT when it also listens with TLS
+
+
+@dataclass(frozen=True)
+class TlsListener:
+    """A TCP listener on 127.0.0.1 that requires TLS and a client certificate the CA signed."""
+
+    port: int
+    certs: ServerCerts
+
+    @property
+    def host(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        certs = self.certs
+        return [
+            "-H",
+            self.host,
+            "--tlsverify",
+            f"--tlscacert={certs.ca}",
+            f"--tlscert={certs.cert}",
+            f"--tlskey={certs.key}",
+        ]
 
 
 def _ensure_bridge(name: str) -> None:
@@ -72,7 +98,7 @@ def _process(
             proc.wait(timeout=10)
 
 
-def _dockerd_argv(dockerd: list[str], root: Path, sock: Path) -> list[str]:
+def _dockerd_argv(dockerd: list[str], root: Path, sock: Path, bridge: str) -> list[str]:
     return [
         *dockerd,
         "--data-root",
@@ -83,25 +109,44 @@ def _dockerd_argv(dockerd: list[str], root: Path, sock: Path) -> list[str]:
         str(root / "dockerd.pid"),
         "-H",
         f"unix://{sock}",
-        f"--bridge={FRESH_BRIDGE}",
+        f"--bridge={bridge}",
         "--iptables=false",
         "--ip-masq=false",
     ]
 
 
+def _unmount_under(root: Path) -> None:
+    """Unmount what a daemon left mounted under root (deepest first), so removing its data root
+    never reaches into a mount."""
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    prefix = f"{root.resolve()}/"
+    for point in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
 @contextmanager
 def start_fresh_daemon(
-    root: Path, dockerd: list[str], env: dict[str, str] | None = None
+    root: Path,
+    dockerd: list[str],
+    env: dict[str, str] | None = None,
+    *,
+    tls: TlsListener | None = None,
+    bridge: str = FRESH_BRIDGE,
 ) -> Iterator[FreshDaemon]:
-    """An empty dockerd under `root` (the system's, or engine 26's with `dockerd` and `env`)."""
-    _ensure_bridge(FRESH_BRIDGE)
+    """An empty dockerd under `root` (the system's, or engine 26's with `dockerd` and `env`);
+    with `tls`, also listening on 127.0.0.1:PORT with TLS (and nowhere else on TCP)."""
+    _ensure_bridge(bridge)
     sock = root / "docker.sock"
     host = f"unix://{sock}"
     log = root / "dockerd.log"
-    with _process(_dockerd_argv(dockerd, root, sock), log, env) as proc:
-        _wait_for(["docker", "-H", host, "version"], proc, "a second dockerd", log)
-        yield FreshDaemon(host=host)
-    shutil.rmtree(root / "data", ignore_errors=True)
+    argv = _dockerd_argv(dockerd, root, sock, bridge) + (tls.argv() if tls else [])
+    try:
+        with _process(argv, log, env) as proc:
+            _wait_for(["docker", "-H", host, "version"], proc, "a second dockerd", log)
+            yield FreshDaemon(host=host, tcp_host=tls.host if tls else None)
+    finally:
+        _unmount_under(root)
+        shutil.rmtree(root / "data", ignore_errors=True)
 
 
 def _containerd_config(root: Path, sock: Path) -> Path:
@@ -120,11 +165,16 @@ def _containerd_config(root: Path, sock: Path) -> Path:
 
 @contextmanager
 def start_fresh_engine26(
-    root: Path, binaries: Path, *, containerd_store: bool = True
+    root: Path,
+    binaries: Path,
+    *,
+    containerd_store: bool = True,
+    tls: TlsListener | None = None,
+    bridge: str = FRESH_BRIDGE,
 ) -> Iterator[FreshDaemon]:
     """An empty engine 26 on its own containerd (containerd image store on, unless asked for the
     classic one, as Debian 13's own docker.io runs) from the binaries that `make services`
-    unpacked under `binaries` (dev/engine26.sh)."""
+    unpacked under `binaries` (dev/engine26.sh); `tls` and `bridge` as for start_fresh_daemon."""
     if not (binaries / "usr" / "sbin" / "dockerd").is_file():
         pytest.fail(f"engine 26 is not unpacked under {binaries}; run `make services`")
     path = f"{binaries}/usr/bin:{binaries}/usr/sbin:{os.environ['PATH']}"
@@ -146,9 +196,13 @@ def start_fresh_engine26(
         "--containerd",
         str(ctd_sock),
     ]
-    with ExitStack() as stack:
-        log = root / "containerd.log"
-        containerd = stack.enter_context(_process(ctd_argv, log, env))
-        _wait_for(ctr, containerd, "engine 26's containerd", log)
-        yield stack.enter_context(start_fresh_daemon(root, dockerd, env))
-    shutil.rmtree(root / "containerd-root", ignore_errors=True)
+    try:
+        with ExitStack() as stack:
+            log = root / "containerd.log"
+            containerd = stack.enter_context(_process(ctd_argv, log, env))
+            _wait_for(ctr, containerd, "engine 26's containerd", log)
+            fresh = start_fresh_daemon(root, dockerd, env, tls=tls, bridge=bridge)
+            yield stack.enter_context(fresh)
+    finally:
+        _unmount_under(root)  # containerd's snapshots, once containerd is gone
+        shutil.rmtree(root / "containerd-root", ignore_errors=True)

@@ -147,6 +147,8 @@ class Config:
     registry: str | None
     base_image: str
     platform: str | None
+    builder: str | None = None  # a buildx builder by name (BUILDX_BUILDER over `builder:`)
+    builder_origin: str = ""  # where the name came from, for messages
     ruby: RubyConfig
     base: BaseConfig
     app: AppConfig
@@ -206,6 +208,11 @@ def resolve(
     if registry is not None:
         data["registry"] = registry
         doc.origins["registry"] = "--registry"
+    # BUILDX_BUILDER is docker's own variable: an empty one is unset, as docker reads it.
+    if env.get("BUILDX_BUILDER", "").strip():
+        data["builder"] = env["BUILDX_BUILDER"].strip()
+        doc.origins["builder"] = "BUILDX_BUILDER"
+    builder = schema.builder_name(doc, data.get("builder"))
     root = path.parent
     return Config(
         path=path,
@@ -214,6 +221,8 @@ def resolve(
         registry=schema.registry(doc, data.get("registry")),
         base_image=schema.image_ref(doc, "base_image", data.get("base_image", schema.DEFAULT_BASE)),
         platform=schema.optional_str(doc, "platform", data.get("platform")),
+        builder=builder,
+        builder_origin=doc.where("builder") if builder else "",
         ruby=_ruby(doc, data.get("ruby") or {}, root),
         base=_base(doc, data.get("base") or {}, root),
         app=_app(doc, data.get("app") or {}, root),

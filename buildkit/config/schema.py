@@ -23,6 +23,7 @@ KEYS: dict[str, Any] = {
     "registry": None,
     "base_image": None,
     "platform": None,
+    "builder": None,
     "ruby": {
         "version": None,
         "configure_opts": None,
@@ -111,6 +112,20 @@ def nonempty_str(doc: Document, key: str, value: Any) -> str:
 
 def optional_str(doc: Document, key: str, value: Any) -> str | None:
     return None if value is None else nonempty_str(doc, key, value)
+
+
+_BUILDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def builder_name(doc: Document, value: Any) -> str | None:
+    """A buildx builder's name as `docker buildx create --name` takes it, or None."""
+    name = optional_str(doc, "builder", value)
+    if name is not None and not _BUILDER.match(name):
+        raise ConfigError(
+            f"{doc.where('builder')}: 'builder' must be a buildx builder's name (letters, digits, "
+            f"'_', '.', '+', '-'), not {name!r}; `docker buildx ls` lists them"
+        )
+    return name
 
 
 def boolean(doc: Document, key: str, value: Any) -> bool:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -209,6 +210,12 @@ def build(
 ) -> BuildResult:
     """Run one build to completion; a failure raises BuildFailedError with the failing step."""
     env = {"DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain", **(extra_env or {})}
+    named = env.get("BUILDX_BUILDER") or os.environ.get("BUILDX_BUILDER")
+    if named and not engine.buildx:
+        raise BuildKitUnavailableError(
+            f"the buildx builder '{named}' needs docker buildx, and "
+            f"{engine.description} has none; install docker-buildx or drop the builder"
+        )
     with tempfile.TemporaryDirectory(prefix="imgbuild-") as tmp:
         workdir = Path(tmp)
         view = _ProgressView(request.label)
@@ -216,9 +223,43 @@ def build(
         result = proc.stream(build_argv(engine, request, workdir), view, env=env)
         seconds = timer.seconds
         if result.returncode != 0:
+            _raise_builder_unavailable(view.parser, result.stdout)
             raise BuildFailedError(_failure_message(request, view.parser, result.stdout))
         image_id = (workdir / "iid").read_text(encoding="utf-8").strip()
     return BuildResult(image_id=image_id, seconds=seconds, steps=tuple(view.parser.steps))
+
+
+_NO_BUILDER = re.compile(r'no builder "([^"]+)" found')
+_OTHER_CONTEXT = re.compile(r"use `docker --context=(\S+) buildx` to switch to context")
+_BUILDING_WITH = re.compile(r'building with "([^"]+)" instance using (\S+) driver')
+
+
+def _raise_builder_unavailable(parser: PlainProgressParser, output: str) -> None:
+    """A builder that does not exist, cannot be used from here or does not answer is a setup
+    error (exit 6) naming it, not a failed build."""
+    if found := _NO_BUILDER.search(output):
+        name = found.group(1)
+        raise BuildKitUnavailableError(
+            f"no buildx builder '{name}'; create it "
+            f"(docker buildx create --name {name} …, docs/remote-engine.md) or pick one "
+            "`docker buildx ls` lists"
+        )
+    if found := _OTHER_CONTEXT.search(output):
+        name = found.group(1)
+        raise BuildKitUnavailableError(
+            f"the buildx builder '{name}' is docker context {name}'s own (docker driver), which "
+            f"buildx builds with only from that context; set DOCKER_CONTEXT={name} (or "
+            "DOCKER_HOST to its engine) instead of naming it as the builder"
+        )
+    failed = parser.failed_step
+    using = _BUILDING_WITH.search(output)
+    if using and failed is not None and failed.name.endswith("waiting for connection"):
+        name, driver = using.groups()
+        raise BuildKitUnavailableError(
+            f"the buildx builder '{name}' ({driver} driver) does not answer "
+            f"({failed.error or parser.error_message or 'no connection'}); "
+            f"`docker buildx inspect --bootstrap {name}` shows why"
+        )
 
 
 def _failure_message(request: BuildRequest, parser: PlainProgressParser, output: str) -> str:

@@ -7,8 +7,13 @@ scanned for `error`. Pushes and pulls are idempotent and retried on transient fa
 from __future__ import annotations
 
 import functools
+import ipaddress
+import os
+import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from buildkit import log
@@ -46,22 +51,131 @@ class _StreamError(Exception):
         self.transient = any(word.lower() in message.lower() for word in _TRANSIENT_WORDS)
 
 
+#: The API version the first request is made with: `/version`, which answers on every engine
+#: the SDK supports; the client then speaks the version the engine reports, as `auto` does.
+_FIRST_API_VERSION = "1.39"
+_CONNECT_SECONDS = 5
+
+
 @functools.cache
 def client() -> Any:
-    """A connected SDK client; a daemon that does not answer within 5 s is a one-line error."""
+    """A connected SDK client for the engine DOCKER_HOST (or the docker context) names: a local
+    socket, tcp:// with TLS (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) or ssh://. An engine that does
+    not answer within 5 s, or refuses TLS, is a one-line error."""
     import docker
     import docker.errors
+    import requests
 
     try:
-        api = docker.from_env(timeout=5)  # also bounds the API version negotiation
-        api.ping()
+        probe = _connect(_FIRST_API_VERSION)
+        version = probe.api.version(api_version=False)["ApiVersion"]
+        probe.close()
+        api = _connect(version)
         api.api.timeout = 300
-    except (docker.errors.DockerException, OSError) as exc:
+    except (requests.exceptions.SSLError, docker.errors.TLSParameterError) as exc:
+        raise DaemonUnavailableError(_tls_message(exc)) from None
+    except (docker.errors.DockerException, OSError, KeyError) as exc:
+        if "paramiko" in str(exc):
+            raise DaemonUnavailableError(
+                f"{_daemon_host()} needs the paramiko package, which the Docker SDK reaches ssh:// "
+                "engines with (pip install 'docker[ssh]' into imgbuild's environment); or reach "
+                "the engine over tcp:// with TLS"
+            ) from None
+        if "HTTP request to an HTTPS server" in str(exc):
+            raise DaemonUnavailableError(
+                f"the Docker daemon at {_daemon_host()} requires TLS; set DOCKER_TLS_VERIFY=1 "
+                "and DOCKER_CERT_PATH to a directory with its ca.pem, cert.pem and key.pem"
+            ) from None
         raise DaemonUnavailableError(
-            f"no Docker daemon answers ({_short(exc)}); start it (make services starts dockerd) "
-            "or set DOCKER_HOST"
+            f"no Docker daemon answers at {_daemon_host()} ({_reason(exc)}); start it (make "
+            "services starts dockerd) or set DOCKER_HOST"
         ) from None
     return api
+
+
+def _connect(version: str) -> Any:
+    import docker
+
+    # ssh:// through the ssh command, as the docker CLI does (~/.ssh/config and the agent
+    # apply); the SDK still needs paramiko installed for ssh:// at all.
+    api = docker.from_env(timeout=_CONNECT_SECONDS, version=version, use_ssh_client=True)
+    if isinstance(api.api.verify, str):
+        # The CA is DOCKER_CERT_PATH's ca.pem: requests would otherwise verify the engine
+        # against REQUESTS_CA_BUNDLE when that is set (a request's verify=None takes it over
+        # the session's), and fail on a private CA the docker CLI accepts.
+        api.api.trust_env = False
+    return api
+
+
+def _daemon_host() -> str:
+    """What the SDK connects to, for messages: DOCKER_HOST, else the current docker context."""
+    host = os.environ.get("DOCKER_HOST")
+    if host:
+        return f"DOCKER_HOST={host}"
+    context = os.environ.get("DOCKER_CONTEXT")
+    return f"docker context {context}" if context else "the default socket (DOCKER_HOST unset)"
+
+
+def remote_engine() -> str | None:
+    """Where the engine is ("DOCKER_HOST=tcp://…") when that is another machine, else None: a
+    port the engine publishes is then on that machine's loopback, out of this one's reach."""
+    url = os.environ.get("DOCKER_HOST") or _context_host()
+    parsed = urllib.parse.urlsplit(url or "")
+    if parsed.scheme in ("", "unix", "npipe", "fd"):
+        return None
+    host = parsed.hostname or "localhost"
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return None if loopback else (_daemon_host() if os.environ.get("DOCKER_HOST") else url)
+
+
+def _context_host() -> str | None:
+    """The current docker context's endpoint (DOCKER_CONTEXT, then config.json), if any."""
+    from docker.context import ContextAPI
+
+    try:
+        base_url = ContextAPI.kwargs_from_context().get("base_url")
+    except Exception:  # an unreadable context store: the SDK's own connect reports it
+        return None
+    return str(base_url) if base_url else None
+
+
+def _tls_message(exc: BaseException) -> str:
+    import docker.errors
+
+    cert_path = os.environ.get("DOCKER_CERT_PATH") or "~/.docker"
+    if isinstance(exc, docker.errors.TLSParameterError):
+        files = ("ca.pem", "cert.pem", "key.pem")
+        missing = [f for f in files if not (Path(cert_path).expanduser() / f).is_file()]
+        reason = f"no {', '.join(missing or files)} in DOCKER_CERT_PATH ({cert_path})"
+    else:
+        reason = _reason(exc)
+    return (
+        f"the Docker daemon at {_daemon_host()} failed TLS ({reason}); check DOCKER_CERT_PATH "
+        f"({cert_path}): ca.pem must be the CA that signed the daemon's certificate, cert.pem "
+        "and key.pem a client certificate the daemon trusts"
+    )
+
+
+_INNER_REASONS = (
+    re.compile(r"\[SSL: [A-Z0-9_]+\][^'\")]*"),  # CERTIFICATE_VERIFY_FAILED, …
+    re.compile(r"SSL\w*Error\(\d+, '([^']*)'"),  # EOF: the daemon refused our certificate
+    re.compile(r"\[Errno -?\d+\][^'\")]*"),  # refused, no route, name unknown
+    re.compile(r"timed out"),
+)
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a requests/urllib3 error (they nest each cause's repr in their
+    message), e.g. "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: …"."""
+    text = str(exc)
+    for pattern in _INNER_REASONS:
+        found = pattern.findall(text)
+        if found:
+            return re.sub(r"\s*\(_ssl\.c:\d+$", "", found[-1].strip())[:160]
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:

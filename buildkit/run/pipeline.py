@@ -7,7 +7,8 @@ move `latest` → record inputs → summary. Builds are never retried; pushes ar
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from buildkit.chain.plan import make_plan, record
 from buildkit.config.loading import Config
 from buildkit.engine import docker_api
 from buildkit.engine.registry import RegistryClient, split_ref
-from buildkit.errors import ImgbuildError
+from buildkit.errors import BuildKitUnavailableError, ImgbuildError
 from buildkit.run import gemseed, native, pushing, secrets
 from buildkit.run.access import RegistryAccess, ensure_ecr_repositories, open_registry
 from buildkit.source import gitinfo
@@ -97,6 +98,24 @@ def run(
     return outcomes
 
 
+def _builder_env(config: Config) -> dict[str, str]:
+    """The buildx builder the config names (`builder:` or BUILDX_BUILDER), for `docker buildx`
+    to read as it reads BUILDX_BUILDER: every build of the run goes to it."""
+    return {"BUILDX_BUILDER": config.builder} if config.builder else {}
+
+
+@contextmanager
+def _naming_builder_origin(config: Config) -> Iterator[None]:
+    """An error about the configured builder names where it was configured (file:line, or
+    BUILDX_BUILDER), as every config error does."""
+    try:
+        yield
+    except BuildKitUnavailableError as exc:
+        if config.builder and f"'{config.builder}'" in exc.message:
+            raise BuildKitUnavailableError(f"{config.builder_origin}: {exc.message}") from None
+        raise
+
+
 def _build_stale(
     config: Config,
     options: RunOptions,
@@ -113,7 +132,12 @@ def _build_stale(
     docker_api.client()  # a daemon that does not answer is exit 5, before BuildKit's check
     base_secrets = config.base.secrets if any(o.plan.spec.name == "base" for o in stale) else ()
     where = f"{config.path}: base.secrets"
-    with access.build_env() as env, secrets.bundle_env_file(base_secrets, where=where) as files:
+    with (
+        access.build_env() as registry_env,
+        secrets.bundle_env_file(base_secrets, where=where) as files,
+        _naming_builder_origin(config),
+    ):
+        env = {**registry_env, **_builder_env(config)}
         for outcome in stale:
             forced = options.no_cache and outcome.plan.spec.name == options.target
             outcome.forced = forced

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from buildkit import fsutil, log, proc
 from buildkit.config.verify import Smoke
-from buildkit.engine import containers
+from buildkit.engine import containers, docker_api
 from buildkit.errors import ImgbuildError, NotReadyError, SmokeCheckError
 from buildkit.run.session import Session, last_lines, poll
 
@@ -57,6 +57,13 @@ def check(
     out_dir: Path,
 ) -> SmokeResult:
     target = f"GET {smoke.path}" if smoke.path else f"TCP {port}"
+    remote = docker_api.remote_engine()
+    if remote is not None:
+        raise SmokeCheckError(
+            f"verify.smoke: the engine at {remote} publishes the app's port on that machine's "
+            "127.0.0.1, which this one cannot reach; run the smoke check on an engine on this "
+            "machine, or `imgbuild verify --tests-only`"
+        )
     log.info(f"verify: smoke check of {image}: {target} on its port {port}")
     timer = log.Timer()
     container = session.start_app(image, env, port)

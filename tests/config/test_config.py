@@ -148,3 +148,22 @@ def test_command_list_is_joined(tmp_path: Path) -> None:
 def test_find_config_without_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pass -c FILE"):
         config.find_config(None, cwd=tmp_path)
+
+
+def test_builder_from_file_and_buildx_builder_over_it(tmp_path: Path) -> None:
+    """`builder:` names a buildx builder; BUILDX_BUILDER (docker's own variable) overrides it,
+    and an empty BUILDX_BUILDER is unset, as docker reads it."""
+    path = write(tmp_path, MINIMAL + "builder: shared\n")
+    resolved = config.resolve(path, env={})
+    assert (resolved.builder, resolved.builder_origin) == ("shared", f"{path}:5")
+    over = config.resolve(path, env={"BUILDX_BUILDER": "cluster"})
+    assert (over.builder, over.builder_origin) == ("cluster", "BUILDX_BUILDER")
+    assert config.resolve(path, env={"BUILDX_BUILDER": ""}).builder == "shared"
+    assert config.resolve(write(tmp_path, MINIMAL), env={}).builder is None
+
+
+@pytest.mark.parametrize("value", ["'two words'", "''", "[a]", "-dash"])
+def test_builder_must_be_a_builder_name(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, MINIMAL + f"builder: {value}\n")
+    with pytest.raises(ConfigError, match=rf"{path}:5: 'builder' must be"):
+        config.resolve(path, env={})
