@@ -25,6 +25,7 @@ from buildkit.cli import report as cli_report
 from buildkit.cli import server as cli_server
 from buildkit.cli import verify as cli_verify
 from buildkit.cli.options import (
+    APP_HELP,
     ConfigOpt,
     Globals,
     JsonOpt,
@@ -51,6 +52,7 @@ def _global(
     ctx: typer.Context,
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
+    apps: Annotated[list[str] | None, typer.Option("--app", help=APP_HELP)] = None,
     debug: Annotated[
         bool,
         typer.Option("--debug", envvar="IMGBUILD_DEBUG", help="Log every command; tracebacks."),
@@ -58,7 +60,7 @@ def _global(
 ) -> None:
     log.set_debug(debug)
     envvars.check(os.environ)  # every command: an empty IMGBUILD_REGISTRY is an error, not unset
-    ctx.obj = Globals(config=config, registry=registry)
+    ctx.obj = Globals(config=config, registry=registry, apps=tuple(apps or ()))
 
 
 def _layer_command(layer: str) -> None:

@@ -29,6 +29,7 @@ LAYERS = ("ruby", "base", "app")
 CASES = [
     case("", "-c/--config", "-c", "", "plan"),
     case("", "--registry", "--registry", "", "plan"),
+    case("", "--app", "--app", "", "plan"),
     case("init", "PATH", "init", ""),
     case("init", "--name", "init", "--name", ""),
     case("init", "--registry", "init", "--registry", ""),
