@@ -35,6 +35,7 @@ CASES = [
     case("init", "--registry", "init", "--registry", ""),
     *[case(layer, "-c/--config", layer, "-c", "") for layer in LAYERS],
     *[case(layer, "--registry", layer, "--registry", "") for layer in LAYERS],
+    *[case(layer, "--jobs", layer, "--jobs", "") for layer in LAYERS],
     case("verify", "--out", "verify", "--out", ""),
     case("verify", "-c/--config", "verify", "--config", ""),
     case("verify", "--registry", "verify", "--registry", ""),
