@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from buildkit import log
+from buildkit import log, proc
 from buildkit.chain import layers
 from buildkit.chain.model import LayerOutcome, LayerSpec, RunOptions
 from buildkit.chain.plan import digest_cache, layers_up_to
@@ -63,7 +63,8 @@ def run_graph(
 ) -> dict[K, BaseException]:
     """Run `work(node)` for every node after its parents succeeded, at most `jobs` at once, in
     the mapping's order when several are ready. Returns the failures (a node whose parent failed
-    gets DependencyFailed and never runs); KeyboardInterrupt and SystemExit propagate."""
+    gets DependencyFailed and never runs). An interrupt of the calling thread (Ctrl-C,
+    SIGTERM) stops the running builds' processes (proc.stop_streams) and propagates."""
     failures: dict[K, BaseException] = {}
     done: set[K] = set()
     waiting = list(parents)
@@ -83,6 +84,9 @@ def run_graph(
                     if error is not None:
                         failures[node] = error
                     done.add(node)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or a bug: stop the running builds
+            proc.stop_streams()
+            raise
         finally:
             for future in running:
                 future.cancel()
@@ -161,11 +165,17 @@ def run(configs: Sequence[Config], options: RunOptions, jobs: int) -> list[AppRu
     from buildkit.run import pipeline
 
     nodes, chains = graph(configs, options.target)
+    if options.push:
+        _ensure_repositories(configs)
 
     def work(image: str) -> None:
         node = nodes[image]
+        targeted = node.layer == options.target
         node_options = dataclasses.replace(
-            options, target=node.layer, no_cache=options.no_cache and node.layer == options.target
+            options,
+            target=node.layer,
+            no_cache=options.no_cache and targeted,
+            local_target=options.local_target and targeted,
         )
         with log.scope(f"{node.config.name}/{node.layer}"):
             node.outcome = pipeline.run(node.config, node_options, node.phases)[-1]
@@ -195,6 +205,16 @@ def _app_run(
     outcomes = [o for o in (nodes[i].outcome for i in images) if o is not None]
     shared = frozenset(i for i in images if counts[i] > 1)
     return AppRun(config, images, outcomes, phases, error, shared)
+
+
+def _ensure_repositories(configs: Sequence[Config]) -> None:
+    """Create every app's ECR repositories before the nodes run, one app after the other: two
+    nodes creating the apps' shared Ruby repository at once would race (a no-op elsewhere)."""
+    from buildkit.run.access import ensure_ecr_repositories, open_registry
+
+    for config in configs:
+        opened, access = open_registry(config)
+        ensure_ecr_repositories(opened, access)
 
 
 def first_failure(runs: Sequence[AppRun]) -> BaseException | None:

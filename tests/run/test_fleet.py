@@ -3,11 +3,15 @@ tiny node functions and the real test monorepo's configs."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from buildkit import proc
 from buildkit.config import loading
 from buildkit.errors import BuildFailedError, ImgbuildError
 from buildkit.run import fleet
@@ -93,6 +97,23 @@ def test_one_job_runs_one_node_at_a_time() -> None:
     assert peak[0] == 1
 
 
+def test_an_interrupt_stops_the_running_builds() -> None:
+    """Ctrl-C reaches the main thread only: the builds in the worker threads (streamed children
+    in process groups of their own) must be stopped too, not waited for."""
+
+    def work(_node: str) -> None:
+        def on_line(line: str) -> None:
+            if line == "started":  # the child runs: now the user presses Ctrl-C
+                os.kill(os.getpid(), signal.SIGINT)
+
+        proc.stream(["sh", "-c", "echo started; sleep 60"], on_line)
+
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        fleet.run_graph({"a": (), "b": ("a",)}, work, jobs=2)  # one SIGINT: b waits on a
+    assert time.monotonic() - began < 30
+
+
 def test_a_node_whose_parent_is_not_in_the_graph_is_a_bug() -> None:
     with pytest.raises(ValueError, match="parents are not nodes"):
         fleet.run_graph({"base": ("ruby",)}, lambda _n: None, jobs=1)
@@ -110,6 +131,4 @@ def test_first_failure_prefers_a_layer_s_own_error(tmp_path: Path) -> None:
 
 
 def test_default_jobs_is_at_least_one_and_at_most_the_cpus() -> None:
-    import os
-
     assert 1 <= fleet.default_jobs() <= (os.cpu_count() or 1)
