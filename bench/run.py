@@ -34,8 +34,8 @@ not in the default run nor in --quick; they join the full run (--large or --larg
               Debian's archive through a proxy): seeded from the previous base image vs the
               same with IMGBUILD_GEM_SEED=off; on the large app whatever --large says (its 12
               C-extension gems; the example's are too few to say anything). Target <= 0.2.
-  P9-JOBS     two apps (bench/jobs_case.py) on one Ruby, a Gemfile edit in each: `imgbuild app
-              --jobs 2` vs `--jobs 1` (only when named). Target <= 1.0.
+  P9-JOBS     two apps (bench/jobs_case.py) on one Ruby, a Gemfile edit in each: `imgbuild
+              app --push --jobs 2` vs `--jobs 1` (only when named). Target <= 1.0.
 IMGBUILD_NATIVE=off in the environment measures the BuildKit path instead of the registry one.
 
 Sides alternate (A B A B …) because the machine is shared and noisy; the table shows medians
