@@ -89,7 +89,8 @@ def _app_document(
         if path.startswith(prefix + "."):
             lines[path[len(prefix) + 1 :]] = line
     lines.setdefault("name", doc.lines.get(prefix, 0))
-    return Document(path=doc.path, data=data, lines=lines, origins=dict(doc.origins))
+    origins = {k: v for k, v in doc.origins.items() if k != "name"}  # IMGBUILD_NAME: the top's
+    return Document(path=doc.path, data=data, lines=lines, origins=origins)
 
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -83,6 +83,12 @@ def test_imgbuild_name_names_the_shared_prefix_not_every_app(tmp_path: Path) -> 
     assert layers.repository_name(web, "ruby") == "store-ruby"
 
 
+def test_a_bad_app_name_names_the_app_s_line_not_imgbuild_name(tmp_path: Path) -> None:
+    path = write(tmp_path, MONO.replace("    name: shop-api\n", "    name: Shop-API\n"))
+    with pytest.raises(ConfigError, match=r"imgbuild.yaml:13: name 'Shop-API' is not a valid"):
+        config.resolve_all(path, env={"IMGBUILD_NAME": "store"})
+
+
 def test_ruby_repository_overrides_per_app(tmp_path: Path) -> None:
     text = MONO.replace(
         "      configure_opts: [--disable-install-doc, --disable-install-rdoc]\n",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import proc
+from buildkit import log, proc
 from buildkit.config import loading
 from buildkit.errors import BuildFailedError, ImgbuildError
 from buildkit.run import fleet
@@ -112,6 +112,21 @@ def test_an_interrupt_stops_the_running_builds() -> None:
     with pytest.raises(KeyboardInterrupt):
         fleet.run_graph({"a": (), "b": ("a",)}, work, jobs=2)  # one SIGINT: b waits on a
     assert time.monotonic() - began < 30
+
+
+def test_each_thread_s_lines_carry_its_scope(capsys: pytest.CaptureFixture[str]) -> None:
+    def work(node: str) -> None:
+        with log.scope(f"{node}/base"):
+            log.info("building")
+
+    fleet.run_graph({"web": (), "api": ()}, work, jobs=2)
+    log.info("done")
+    lines = sorted(capsys.readouterr().err.splitlines())
+    assert lines == [
+        "[api/base] imgbuild: building",
+        "[web/base] imgbuild: building",
+        "imgbuild: done",
+    ]
 
 
 def test_a_node_whose_parent_is_not_in_the_graph_is_a_bug() -> None:

@@ -42,9 +42,14 @@ def imgbuild(
 
 
 def run_json(config: Path, cache: Path, prefix: str, *args: str) -> Any:
+    return run_logged(config, cache, prefix, *args)[0]
+
+
+def run_logged(config: Path, cache: Path, prefix: str, *args: str) -> tuple[Any, str]:
+    """The --json document and the log (stderr)."""
     result = imgbuild(config, cache, prefix, *args, "--json")
     assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout)
+    return json.loads(result.stdout), result.stderr
 
 
 def content_tags(registry: str, repository: str) -> list[str]:
@@ -60,11 +65,15 @@ def test_three_apps_compile_ruby_twice_and_a_rerun_builds_nothing(
     config = monorepo.lay_out(tmp_path / "mono")
     cache = tmp_path / "cache"
 
-    first = run_json(config, cache, prefix, "app", "--push", "--jobs", "2")
+    first, log = run_logged(config, cache, prefix, "app", "--push", "--jobs", "2")
     assert [a["app"] for a in first["apps"]] == list(monorepo.APPS)
     built = first["built"]
     rubies = [i for i in built if i.startswith(f"{dev.registry}/{prefix}-ruby:")]
     assert len(rubies) == 2, built
+    # Each BuildKit build of a Ruby image, as the run logged it: two, whatever the JSON dedupes.
+    ruby_builds = re.findall(r"\] imgbuild: ruby: building (\S+)", log)
+    assert sorted(ruby_builds) == sorted(rubies), log[-4000:]
+    assert len(re.findall(r"imgbuild: base: building ", log)) == 3  # apps: assembled (native)
     for app in monorepo.APPS:
         assert any(i.startswith(f"{dev.registry}/{prefix}-{app}-base:") for i in built)
         assert any(i.startswith(f"{dev.registry}/{prefix}-{app}-app:") for i in built)
@@ -77,6 +86,11 @@ def test_three_apps_compile_ruby_twice_and_a_rerun_builds_nothing(
     assert content_tags(dev.registry, f"{prefix}-ruby") == sorted(
         r.rsplit(":", 1)[1] for r in rubies
     )
+
+    report = run_json(config, cache, prefix, "report")
+    assert [a["app"] for a in report["apps"]] == list(monorepo.APPS)
+    for app in report["apps"]:
+        assert {i["layer"] for i in app["report"]["images"]} == {"ruby", "base", "app"}
 
     again = run_json(config, cache, prefix, "app", "--push", "--jobs", "2")
     assert again["built"] == []
