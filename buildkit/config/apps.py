@@ -41,6 +41,22 @@ def shared_ruby_repository(doc: Document) -> str:
     return f"{schema.image_name(doc, name)}-ruby" if name is not None else "ruby"
 
 
+def ruby_repository(
+    doc: Document, given: Any, ecr_repository: str | None, shared: str | None
+) -> str | None:
+    """`ruby.repository`, else `ecr.repositories.ruby`, else the apps' shared one; the two keys
+    may say the same thing, never two different things."""
+    if given is None:
+        return ecr_repository or shared
+    name = schema.repository_name(doc, "ruby.repository", given)
+    if ecr_repository is not None and ecr_repository != name:
+        raise ConfigError(
+            f"{doc.where('ruby.repository')}: ruby.repository '{name}' and "
+            f"ecr.repositories.ruby '{ecr_repository}' name different repositories; keep one"
+        )
+    return name
+
+
 def split(doc: Document, keys: Mapping[str, Any]) -> list[AppDocument]:
     """One merged document per app, in file order; unknown per-app keys are rejected."""
     raw = doc.data.get("apps")

@@ -323,25 +323,9 @@ def _ruby(
         yjit=schema.boolean(doc, "ruby.yjit", raw.get("yjit", False)),
         source=_ruby_source(doc, source, root) if source is not None else None,
         ruby_build=schema.ruby_build(doc, raw.get("ruby_build", schema.DEFAULT_RUBY_BUILD), root),
-        repository=_ruby_repository(doc, raw.get("repository"), ecr_repository, shared),
+        repository=apps_section.ruby_repository(doc, raw.get("repository"), ecr_repository, shared),
         **_common(doc, "ruby", raw, root),
     )
-
-
-def _ruby_repository(
-    doc: Document, given: Any, ecr_repository: str | None, shared: str | None
-) -> str | None:
-    """`ruby.repository`, else `ecr.repositories.ruby`, else the apps' shared one; the two keys
-    may say the same thing, never two different things."""
-    if given is None:
-        return ecr_repository or shared
-    name = schema.repository_name(doc, "ruby.repository", given)
-    if ecr_repository is not None and ecr_repository != name:
-        raise ConfigError(
-            f"{doc.where('ruby.repository')}: ruby.repository '{name}' and "
-            f"ecr.repositories.ruby '{ecr_repository}' name different repositories; keep one"
-        )
-    return name
 
 
 def _ruby_source(doc: Document, raw: Any, root: Path) -> RubySource:
