@@ -19,6 +19,8 @@ not in the default run nor in --quick; they join the full run (--large or --larg
     bench/run --cases P2-ONESHOT            # warm machine, one-shot imgbuild (no server) vs raw
     bench/run --cases P4-FRESH --cold-runs 2  # large app, fresh machine: gem added, seeded base
                                               # vs IMGBUILD_GEM_SEED=off (--cold-runs pairs)
+    bench/run --cases P9-JOBS --engines system  # issue 18: two apps of one config, both bases
+                                                # and apps stale: --jobs 2 vs --jobs 1
 
   P8          `imgbuild app --push` on a fresh machine (an empty dockerd, empty cache and config
               dirs, the previous chain in the registry) vs raw docker on one (build FROM the base
@@ -32,6 +34,8 @@ not in the default run nor in --quick; they join the full run (--large or --larg
               Debian's archive through a proxy): seeded from the previous base image vs the
               same with IMGBUILD_GEM_SEED=off; on the large app whatever --large says (its 12
               C-extension gems; the example's are too few to say anything). Target <= 0.2.
+  P9-JOBS     two apps (bench/jobs_case.py) on one Ruby, a Gemfile edit in each: `imgbuild
+              app --push --jobs 2` vs `--jobs 1` (only when named). Target <= 1.0.
 IMGBUILD_NATIVE=off in the environment measures the BuildKit path instead of the registry one.
 
 Sides alternate (A B A B …) because the machine is shared and noisy; the table shows medians
@@ -51,12 +55,14 @@ from pathlib import Path
 import apps
 import cases
 import fresh_cases
+import jobs_case
 import tools
 from tools import BENCH_HOME, ENGINES, LOG, BenchError, machine
 
 ALL_CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")  # the default; on example (and large)
 RAILS_CASES = ("R1",)  # on examples/rails only: with --rails or named in --cases
 FRESH_CASES = fresh_cases.CASES  # issue 17's (minutes): the full run (--large) or named
+JOBS_CASES = ("P9-JOBS",)  # issue 18's, on a monorepo of two apps: only when named
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -176,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {c.strip().upper() for c in args.cases.split(",") if c.strip()}
     if args.rails:
         wanted |= set(RAILS_CASES)
-    unknown = wanted - set(ALL_CASES) - set(RAILS_CASES) - set(FRESH_CASES)
+    unknown = wanted - set(ALL_CASES) - set(RAILS_CASES) - set(FRESH_CASES) - set(JOBS_CASES)
     if unknown:
         print(f"bench/run: unknown case(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -254,6 +260,9 @@ def _run_engine(
     rows: list[cases.Row] = []
     for make, app_cases, app_opts in benches:
         rows += run_app(make(), app_cases, app_opts)
+    if wanted & set(JOBS_CASES):
+        print("… monorepo: P9-JOBS", flush=True)
+        rows += jobs_case.p9_jobs(opts)
     return rows
 
 

@@ -6,12 +6,19 @@ On a terminal, BuildKit progress collapses into one live status line per build; 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 _debug = False
 _live_width = 0
+# Several apps' layers building at once (run.fleet): each thread's lines carry its [app/layer]
+# scope, and one line is written whole before another starts.
+_scope = threading.local()
+_write = threading.Lock()
 
 
 def set_debug(enabled: bool) -> None:
@@ -23,16 +30,32 @@ def debug_enabled() -> bool:
     return _debug
 
 
+@contextlib.contextmanager
+def scope(name: str) -> Iterator[None]:
+    """Prefix this thread's lines with `[name] ` (and print them plainly: one live status line
+    cannot show several builds)."""
+    previous = getattr(_scope, "name", None)
+    _scope.name = name
+    try:
+        yield
+    finally:
+        _scope.name = previous
+
+
 def is_interactive() -> bool:
     """True on a real terminal outside CI: live progress instead of plain lines."""
     if os.environ.get("CI") or os.environ.get("CODEBUILD_BUILD_ID"):
+        return False
+    if getattr(_scope, "name", None):
         return False
     return sys.stderr.isatty()
 
 
 def _emit(text: str) -> None:
-    _clear_live()
-    print(text, file=sys.stderr, flush=True)
+    name = getattr(_scope, "name", None)
+    with _write:
+        _clear_live()
+        print(f"[{name}] {text}" if name else text, file=sys.stderr, flush=True)
 
 
 def info(message: str) -> None:

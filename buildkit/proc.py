@@ -33,6 +33,9 @@ _SECRET_PATTERNS = (
     re.compile(r"()([A-Za-z0-9+/]{200,}={0,2})"),
 )
 _registered_secrets: set[str] = set()
+# The process groups of streamed children still running (any thread's): an interrupt in the main
+# thread stops them all (stop_streams), as a build in a worker thread would not see it.
+_streaming: set[int] = set()
 
 
 def register_secret(value: str) -> None:
@@ -125,9 +128,11 @@ def _terminating(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]
     """Make sure a streamed child, and whatever it started, never outlives us (Ctrl-C,
     SIGTERM, exceptions). The child leads its own process group: `docker buildx` runs the buildx
     plugin as a process of its own, which a SIGTERM to `docker` alone leaves running."""
+    _streaming.add(proc.pid)
     try:
         yield proc
     finally:
+        _streaming.discard(proc.pid)
         if proc.poll() is None:
             _signal_group(proc.pid, signal.SIGTERM)
             try:
@@ -136,6 +141,13 @@ def _terminating(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]
                 _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
         _reap_group(proc.pid)
+
+
+def stop_streams() -> None:
+    """SIGTERM every streamed child still running (run.fleet, interrupted: its worker threads'
+    builds then end, and the threads with them)."""
+    for pgid in list(_streaming):
+        _signal_group(pgid, signal.SIGTERM)
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -38,7 +38,10 @@ def shipped_dockerfile(layer: str) -> Path:
 
 
 def repository_name(config: Config, layer: str) -> str:
-    """The repository path without the registry host (ECR names may be overridden)."""
+    """The repository path without the registry host (ECR names may be overridden; the Ruby
+    image's may be shared by several apps: config.ruby.repository)."""
+    if layer == "ruby" and config.ruby.repository:
+        return config.ruby.repository
     return config.ecr.repositories.get(layer) or f"{config.name}-{layer}"
 
 

@@ -125,3 +125,6 @@ class RunOptions:
     no_cache: bool = False
     release_tags: bool | None = None  # None: decided by branch / trigger (tagpolicy)
     content_tags_only: bool = False  # no git-/pr-/branch tags either (verify's test variant)
+    # Without --push the target ends up in the daemon (pulled when only the registry has it);
+    # run.fleet says False for a layer under the apps' targets, which no one needs locally.
+    local_target: bool = True

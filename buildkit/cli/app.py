@@ -21,18 +21,21 @@ from buildkit import log
 from buildkit.chain.model import LayerOutcome, RunOptions
 from buildkit.cli import codebuild as cli_codebuild
 from buildkit.cli import ecr as cli_ecr
+from buildkit.cli import fleet as cli_fleet
 from buildkit.cli import init as cli_init
 from buildkit.cli import report as cli_report
 from buildkit.cli import server as cli_server
 from buildkit.cli import verify as cli_verify
+from buildkit.cli.fleet import JobsOpt
 from buildkit.cli.options import (
+    APP_HELP,
     ConfigOpt,
     Globals,
     JsonOpt,
     RegistryOpt,
     ReleaseTagsOpt,
     refuse_empty_values,
-    resolve,
+    resolve_all,
 )
 from buildkit.config import envvars
 from buildkit.config import loading as configmod
@@ -52,6 +55,7 @@ def _global(
     ctx: typer.Context,
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
+    apps: Annotated[list[str] | None, typer.Option("--app", help=APP_HELP)] = None,
     debug: Annotated[
         bool,
         typer.Option("--debug", envvar="IMGBUILD_DEBUG", help="Log every command; tracebacks."),
@@ -59,7 +63,7 @@ def _global(
 ) -> None:
     log.set_debug(debug)
     envvars.check(os.environ)  # every command: an empty IMGBUILD_REGISTRY is an error, not unset
-    ctx.obj = Globals(config=config, registry=registry)
+    ctx.obj = Globals(config=config, registry=registry, apps=tuple(apps or ()))
 
 
 def _layer_command(layer: str) -> None:
@@ -91,6 +95,7 @@ def _layer_command(layer: str) -> None:
         as_json: JsonOpt = False,
         config: ConfigOpt = None,
         registry: RegistryOpt = None,
+        jobs: JobsOpt = None,
     ) -> None:
         from buildkit import reports
         from buildkit.run import kustomize as kustomizemod
@@ -101,10 +106,17 @@ def _layer_command(layer: str) -> None:
                 f"--verify checks the app image; use it with `imgbuild app`, not {layer}"
             )
         _check_kustomize_flags(layer, kustomize, push=push)
-        resolved = resolve(ctx, config, registry)
+        options = RunOptions(target=layer, push=push, no_cache=no_cache, release_tags=release_tags)
+        configs = resolve_all(ctx, config, registry)
+        if len(configs) > 1:
+            if verify:
+                raise ConfigError("--verify checks one app's image; pick the app with --app NAME")
+            cli_fleet.run_apps(configs, options, jobs, as_json, kustomize=kustomize)
+            return
+        cli_fleet.jobs(jobs)  # a bad --jobs / IMGBUILD_JOBS is an error with one app too
+        resolved = configs[0]
         target = kustomizemod.prepare(resolved, kustomize) if kustomize is not None else None
         timer = log.Timer()
-        options = RunOptions(target=layer, push=push, no_cache=no_cache, release_tags=release_tags)
         phases: dict[str, float] = {}
         verified, failure = None, None
         if verify:
@@ -193,7 +205,11 @@ def plan(
     from buildkit.engine import docker_api
     from buildkit.run.access import open_registry
 
-    resolved, access = open_registry(resolve(ctx, config, registry))
+    configs = resolve_all(ctx, config, registry)
+    if len(configs) > 1:
+        cli_fleet.plan_apps(configs, as_json)
+        return
+    resolved, access = open_registry(configs[0])
     docker_api.client()
     client = access.client() if resolved.registry else None
     plans = planmod.make_plan(resolved, registry=client)

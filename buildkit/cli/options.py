@@ -15,6 +15,7 @@ import typer
 
 from buildkit.config import envvars
 from buildkit.config import loading as configmod
+from buildkit.errors import ConfigError
 
 CONFIG_HELP = "Config file (default: ./imgbuild.yaml)."
 REGISTRY_HELP = "Registry HOST:PORT or HOST/PATH; overrides the config and IMGBUILD_REGISTRY."
@@ -55,20 +56,39 @@ class Globals:
 
     config: str | None = None
     registry: str | None = None
+    apps: tuple[str, ...] = ()  # `--app NAME`, repeated: the apps of an `apps:` config
+
+
+APP_HELP = "An app of a config with apps: (repeat for several; default: all of them)."
 
 
 def resolve(
     ctx: typer.Context, config: str | None = None, registry: str | None = None
 ) -> configmod.Config:
     """The config of this command: its own -c/--registry (if it has them) over the global ones,
-    else ./imgbuild.yaml; --registry then overrides the file and IMGBUILD_REGISTRY."""
+    else ./imgbuild.yaml; --registry then overrides the file and IMGBUILD_REGISTRY. A command
+    that works on one app needs `--app NAME` when the config describes several."""
+    configs = resolve_all(ctx, config, registry)
+    if len(configs) > 1:
+        keys = ", ".join(c.app_key or c.name for c in configs)
+        raise ConfigError(
+            f"{configs[0].path}: this command works on one app and the config describes "
+            f"several ({keys}); pick one with --app NAME"
+        )
+    return configs[0]
+
+
+def resolve_all(
+    ctx: typer.Context, config: str | None = None, registry: str | None = None
+) -> tuple[configmod.Config, ...]:
+    """Every app the command works on: those `--app` names, else all of the config's."""
     root = ctx.find_root().obj
     globals_ = root if isinstance(root, Globals) else Globals()
     path = configmod.find_config(config if config is not None else globals_.config)
     overrides = configmod.Overrides(
         registry=registry if registry is not None else globals_.registry
     )
-    return configmod.resolve(path, overrides)
+    return configmod.resolve_all(path, overrides, apps=globals_.apps)
 
 
 def refuse_empty_values(command: Any) -> None:

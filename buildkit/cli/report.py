@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from buildkit import log
-from buildkit.cli.options import ConfigOpt, json_option, registry_option, resolve
+from buildkit.cli.options import ConfigOpt, json_option, registry_option, resolve, resolve_all
 
 if TYPE_CHECKING:
     from buildkit.config.budgets import Budget
@@ -81,6 +82,11 @@ def report(
 
     if as_json and markdown:
         raise typer.BadParameter("choose one of --json and --markdown")
+    configs = resolve_all(ctx, config, registry)
+    one_app_only = junit or html or show_history or baseline or baseline_tag or history_file
+    if len(configs) > 1 and not one_app_only:
+        _report_apps(configs, as_json=as_json, markdown=markdown)
+        return
     resolved = resolve(ctx, config, registry)
     path = _history_path(resolved, history_file)
     if show_history:
@@ -103,6 +109,30 @@ def report(
         import sys
 
         table.print_report(result, sys.stdout)
+
+
+def _report_apps(configs: Sequence[Config], *, as_json: bool, markdown: bool) -> None:
+    """`imgbuild report` over an `apps:` config: each app's report, one after the other
+    (`--json`: {"apps": [{"app", "name", "report"}]}). --junit, --html, --history and the
+    baselines work on one app: they need --app NAME."""
+    import sys
+
+    from buildkit.reports import collect, table
+    from buildkit.reports import markdown as markdownmod
+
+    documents = []
+    for config in configs:
+        key = config.app_key or config.name
+        result = collect.on_demand(config, history_path=_history_path(config, None))
+        if as_json:
+            documents.append({"app": key, "name": config.name, "report": result.as_json()})
+        elif markdown:
+            print(f"### app {key}\n\n{markdownmod.render(result)}")
+        else:
+            print(f"app {key} ({config.name})")
+            table.print_report(result, sys.stdout)
+    if as_json:
+        print(json.dumps({"apps": documents}, indent=2))
 
 
 def _print_history(records: list[dict[str, Any]], *, as_json: bool) -> None:

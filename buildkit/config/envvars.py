@@ -27,6 +27,7 @@ VALUES = (
     "IMGBUILD_REPORT_DIR",  # codebuild.runtime, cli.verify
     "IMGBUILD_SERVER_DIR",  # server.protocol: the sockets' directory
     "IMGBUILD_SERVER_IDLE",  # server.daemon: seconds before an idle server exits
+    "IMGBUILD_JOBS",  # cli.fleet: layers built at once over several apps
 )
 #: On/off switches: an empty value is a value (not `off`; for IMGBUILD_DEBUG, not true).
 SWITCHES = ("IMGBUILD_DEBUG", "IMGBUILD_NATIVE", "IMGBUILD_GEM_SEED", "IMGBUILD_SERVER")

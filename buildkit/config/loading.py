@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from buildkit.config import apps as apps_section
 from buildkit.config import budgets as budgets_section
 from buildkit.config import codebuild as codebuild_section
 from buildkit.config import deploy as deploy_section
@@ -82,6 +83,9 @@ class RubyConfig(LayerCommon):
     yjit: bool = False
     source: RubySource | None = None
     ruby_build: str = schema.DEFAULT_RUBY_BUILD
+    # The Ruby image's repository when it is not `<name>-ruby`: `ruby.repository`, else
+    # `ecr.repositories.ruby`, else (in an `apps:` config) the apps' shared one.
+    repository: str | None = None
 
     @property
     def effective_configure_opts(self) -> tuple[str, ...]:
@@ -163,6 +167,7 @@ class Config:
     kustomize: deploy_section.KustomizeSettings = field(
         default_factory=deploy_section.KustomizeSettings
     )
+    app_key: str | None = None  # the key under `apps:` this config is, None without `apps:`
 
     def layer(self, name: str) -> LayerCommon:
         layer: LayerCommon = {"ruby": self.ruby, "base": self.base, "app": self.app}[name]
@@ -190,20 +195,65 @@ def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
 
 
 def resolve(
-    path: Path, overrides: Overrides | None = None, env: Mapping[str, str] | None = None
+    path: Path,
+    overrides: Overrides | None = None,
+    env: Mapping[str, str] | None = None,
+    app: str | None = None,
 ) -> Config:
-    """Load, validate and resolve the config at path."""
+    """Load, validate and resolve the config at path. A config with `apps:` needs `app` (its
+    key under `apps:`); `resolve_all` gives every app."""
+    configs = resolve_all(path, overrides, env, apps=(app,) if app else ())
+    if len(configs) > 1:
+        keys = ", ".join(c.app_key or c.name for c in configs)
+        raise ConfigError(
+            f"{path}: this config describes several apps ({keys}); pick one with --app NAME"
+        )
+    return configs[0]
+
+
+def resolve_all(
+    path: Path,
+    overrides: Overrides | None = None,
+    env: Mapping[str, str] | None = None,
+    apps: tuple[str, ...] = (),
+) -> tuple[Config, ...]:
+    """One Config per app, in file order (a config without `apps:` is one app); `apps` selects
+    some by their key under `apps:` (an unknown one is an error)."""
     env = dict(os.environ) if env is None else dict(env)
     doc = load(path, env)
-    schema.check_keys(doc, _keys())
-    data = doc.data
+    schema.check_keys(doc, {**_keys(), "apps": None})
+    if not apps_section.has_apps(doc):
+        if apps:
+            raise ConfigError(f"{path}: --app {apps[0]} given, but this config has no 'apps:'")
+        return (_resolve_doc(doc, overrides, env),)
+    _env_overrides(doc, env, keys={"name"})
+    shared_ruby = apps_section.shared_ruby_repository(doc)
+    chosen = apps_section.select(apps_section.split(doc, _keys()), apps, str(path))
+    return tuple(_resolve_doc(a.doc, overrides, env, a.key, shared_ruby) for a in chosen)
+
+
+def _env_overrides(doc: Document, env: Mapping[str, str], keys: set[str]) -> None:
     # An empty value is an error, never "not given" (envvars): a CI script's unset variable
     # must not fall back to the file's registry.
     for var, key in ENV_OVERRIDES.items():
         given = envvars.value(env, var)
-        if given is not None:
-            data[key] = given
+        if given is not None and key in keys:
+            doc.data[key] = given
             doc.origins[key] = var
+
+
+def _resolve_doc(
+    doc: Document,
+    overrides: Overrides | None,
+    env: Mapping[str, str],
+    app_key: str | None = None,
+    shared_ruby: str | None = None,
+) -> Config:
+    """One app's Config from its document (the whole file, or one app's merged view)."""
+    # In an `apps:` config IMGBUILD_NAME named the shared Ruby repository's prefix instead.
+    keys = {k for k in ENV_OVERRIDES.values() if app_key is None or k != "name"}
+    _env_overrides(doc, env, keys)
+    data = doc.data
     registry = envvars.flag_value("--registry", overrides.registry if overrides else None)
     if registry is not None:
         data["registry"] = registry
@@ -213,7 +263,9 @@ def resolve(
         data["builder"] = env["BUILDX_BUILDER"].strip()
         doc.origins["builder"] = "BUILDX_BUILDER"
     builder = schema.builder_name(doc, data.get("builder"))
+    path = doc.path
     root = path.parent
+    ecr = ecr_section.parse(doc, data.get("ecr"), root)
     return Config(
         path=path,
         root=root,
@@ -223,18 +275,19 @@ def resolve(
         platform=schema.optional_str(doc, "platform", data.get("platform")),
         builder=builder,
         builder_origin=doc.where("builder") if builder else "",
-        ruby=_ruby(doc, data.get("ruby") or {}, root),
+        ruby=_ruby(doc, data.get("ruby") or {}, root, ecr.repositories.get("ruby"), shared_ruby),
         base=_base(doc, data.get("base") or {}, root),
         app=_app(doc, data.get("app") or {}, root),
         cache_dir=_cache_dir(env),
         budgets=budgets_section.parse(doc, data.get("budgets"), root),
         codebuild=codebuild_section.parse(doc, data.get("codebuild"), root),
-        ecr=ecr_section.parse(doc, data.get("ecr"), root),
+        ecr=ecr,
         tags=ecr_section.parse_tags(doc, data.get("tags")),
         verify=verify_section.parse(
             doc, data.get("verify"), root, rails=_is_rails(data, root), present="verify" in data
         ),
         kustomize=deploy_section.parse_kustomize(doc, data.get("kustomize")),
+        app_key=app_key,
     )
 
 
@@ -277,7 +330,13 @@ def _common(doc: Document, section: str, raw: Mapping[str, Any], root: Path) -> 
     }
 
 
-def _ruby(doc: Document, raw: Mapping[str, Any], root: Path) -> RubyConfig:
+def _ruby(
+    doc: Document,
+    raw: Mapping[str, Any],
+    root: Path,
+    ecr_repository: str | None,
+    shared: str | None,
+) -> RubyConfig:
     if "version" not in raw:
         raise ConfigError(f'{doc.where("ruby")}: ruby.version is required (e.g. "3.3.8")')
     source = raw.get("source")
@@ -290,6 +349,7 @@ def _ruby(doc: Document, raw: Mapping[str, Any], root: Path) -> RubyConfig:
         yjit=schema.boolean(doc, "ruby.yjit", raw.get("yjit", False)),
         source=_ruby_source(doc, source, root) if source is not None else None,
         ruby_build=schema.ruby_build(doc, raw.get("ruby_build", schema.DEFAULT_RUBY_BUILD), root),
+        repository=apps_section.ruby_repository(doc, raw.get("repository"), ecr_repository, shared),
         **_common(doc, "ruby", raw, root),
     )
 

@@ -31,6 +31,7 @@ KEYS: dict[str, Any] = {
         "yjit": None,
         "source": {"url": None, "path": None, "sha256": None},
         "ruby_build": None,
+        "repository": None,
         **_COMMON,
     },
     "base": {
@@ -185,6 +186,17 @@ def package_list(doc: Document, key: str, value: Any) -> tuple[str, ...]:
                 "(lowercase letters, digits, + - . ; optional =version)"
             )
     return tuple(sorted(set(packages)))
+
+
+def repository_name(doc: Document, key: str, value: Any) -> str:
+    """A repository path without the registry host: `shop-ruby`, `shared/ruby-3.3`."""
+    name = nonempty_str(doc, key, value)
+    if not _NAME.match(name) or len(name) > 256:
+        raise ConfigError(
+            f"{doc.where(key)}: '{key}' '{name}' is not a valid repository name; use lowercase "
+            "letters, digits, . _ - and / separators (e.g. 'shared/ruby-3.3')"
+        )
+    return name
 
 
 def image_name(doc: Document, value: Any) -> str:

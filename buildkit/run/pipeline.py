@@ -78,7 +78,7 @@ def run(
         app_labels = _build_labels(app.plan.spec, git, config, reproducible=True)
         native.assemble(config, app, client, choice, app_labels)
     target = outcomes[-1]
-    if not options.push and target.image_id is None:
+    if not options.push and options.local_target and target.image_id is None:
         pull_timer = log.Timer()
         _pull(target, access)
         phases["pull"] = pull_timer.seconds

@@ -29,6 +29,7 @@ VALUES = (
     "IMGBUILD_REPORT_DIR",
     "IMGBUILD_SERVER_DIR",
     "IMGBUILD_SERVER_IDLE",
+    "IMGBUILD_JOBS",
 )
 #: Names imgbuild writes (buildspec variables, exported results) and never reads from its own
 #: environment: `$IMGBUILD_CONFIG` reaches it as `-c`, an empty one as `-c ''` (tests/cli).
