@@ -42,16 +42,26 @@ def render(
         Path | None,
         typer.Option("--out", help="Directory to write to (default: codebuild.buildspec_dir)."),
     ] = None,
+    batch_configs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--batch-config",
+            help="Another app's config whose chain joins batch.yml's build-graph (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Write the pull-request, main and batch buildspecs (or a CloudFormation template)."""
     from buildkit.codebuild import buildspec, cloudformation
 
     config = resolve(ctx)
+    others = [resolve(ctx, config=path) for path in batch_configs or []]
     target = out if out is not None else buildspec.default_out(config)
     if fmt is Format.cloudformation:
+        if others:
+            raise InputError("--batch-config shapes batch.yml; it has no effect on a template")
         paths = [cloudformation.write(config, target)]
     else:
-        paths = buildspec.write(config, target)
+        paths = buildspec.write(config, target, others)
     for path in paths:
         log.info(f"wrote {path}")
 

@@ -15,7 +15,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from buildkit.codebuild import buildspec
+from buildkit.codebuild import buildspec, repo
 from buildkit.config import loading as configmod
 from tests.config.test_codebuild_config import FULL_SECTION, write_config
 from tests.conftest import EXAMPLE, REPO, DevEnv
@@ -179,7 +179,7 @@ def test_checked_in_example_buildspecs_are_current(dev: DevEnv, tmp_path: Path) 
         )
         assert validate(yaml.safe_load(checked_in)) == []
     config = configmod.resolve(EXAMPLE / "imgbuild.yaml")
-    assert buildspec.config_in_repo(config) == "examples/hello/imgbuild.yaml"
+    assert repo.config_in_repo(config) == "examples/hello/imgbuild.yaml"
 
 
 # --- with a verify: section ----------------------------------------------------------------------
