@@ -72,7 +72,7 @@ def _process(
             proc.wait(timeout=10)
 
 
-def _dockerd_argv(dockerd: list[str], root: Path, sock: Path) -> list[str]:
+def _dockerd_argv(dockerd: list[str], root: Path, sock: Path, bridge: str) -> list[str]:
     return [
         *dockerd,
         "--data-root",
@@ -83,7 +83,7 @@ def _dockerd_argv(dockerd: list[str], root: Path, sock: Path) -> list[str]:
         str(root / "dockerd.pid"),
         "-H",
         f"unix://{sock}",
-        f"--bridge={FRESH_BRIDGE}",
+        f"--bridge={bridge}",
         "--iptables=false",
         "--ip-masq=false",
     ]
@@ -91,14 +91,16 @@ def _dockerd_argv(dockerd: list[str], root: Path, sock: Path) -> list[str]:
 
 @contextmanager
 def start_fresh_daemon(
-    root: Path, dockerd: list[str], env: dict[str, str] | None = None
+    root: Path, dockerd: list[str], env: dict[str, str] | None = None, bridge: str = FRESH_BRIDGE
 ) -> Iterator[FreshDaemon]:
-    """An empty dockerd under `root` (the system's, or engine 26's with `dockerd` and `env`)."""
-    _ensure_bridge(FRESH_BRIDGE)
+    """An empty dockerd under `root` (the system's, or engine 26's with `dockerd` and `env`).
+    Daemons that build at the same time need a `bridge` each (its address set by the caller):
+    each allocates its containers' addresses on its bridge without asking the others."""
+    _ensure_bridge(bridge)
     sock = root / "docker.sock"
     host = f"unix://{sock}"
     log = root / "dockerd.log"
-    with _process(_dockerd_argv(dockerd, root, sock), log, env) as proc:
+    with _process(_dockerd_argv(dockerd, root, sock, bridge), log, env) as proc:
         _wait_for(["docker", "-H", host, "version"], proc, "a second dockerd", log)
         yield FreshDaemon(host=host)
     shutil.rmtree(root / "data", ignore_errors=True)
