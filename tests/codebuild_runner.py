@@ -13,6 +13,9 @@
   variables and directory saved after the previous command.
 - `exported-variables` are read from the shell at the end; the build fails (exit code 1) when any
   phase failed.
+- `stop` (a threading.Event, set by a batch's fast-fail, tests/codebuild_batch.py) stops the build
+  as CodeBuild's StopBuild does: the running command's shell is killed, nothing more runs, and
+  the result says `stopped`.
 
 Features it does not emulate (parameter-store, secrets-manager, run-as, proxy) are refused.
 """
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -47,6 +52,7 @@ class BuildResult:
     commands: list[tuple[str, str, int]] = field(default_factory=list)  # phase, command, status
     exported: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    stopped: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -63,7 +69,13 @@ class BuildResult:
 class _Shell:
     """One shell process fed commands on stdin; a nonce line on stdout ends each command."""
 
-    def __init__(self, argv: Sequence[str], state_dir: str, timeout: float) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        state_dir: str,
+        timeout: float,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.nonce = secrets.token_hex(8)
         self.state_dir = state_dir
         self.proc = subprocess.Popen(
@@ -74,9 +86,22 @@ class _Shell:
             text=True,
             errors="replace",
             bufsize=1,
+            start_new_session=True,  # a stop or timeout kills the command's processes too
         )
-        self.timer = threading.Timer(timeout, self.proc.kill)
+        self.timer = threading.Timer(timeout, self.kill)
         self.timer.start()
+        if stop is not None:
+            threading.Thread(target=self._kill_on, args=(stop,), daemon=True).start()
+
+    def _kill_on(self, stop: threading.Event) -> None:
+        while self.proc.poll() is None:
+            if stop.wait(0.2):
+                self.kill()
+                return
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def run(self, command: str, on_line: Any) -> int | None:
         """Run command; None when the shell itself ended (its exit status is then in .proc)."""
@@ -124,11 +149,13 @@ class Runner:
         state_dir: str = "/tmp/codebuild-runner",
         timeout: float = 900,
         stream: TextIO | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.shell_prefix = list(shell_prefix)
         self.state_dir = state_dir
         self.timeout = timeout
         self.stream = stream
+        self.stop = stop
 
     def run(self, buildspec: Mapping[str, Any] | str | Path, env: Mapping[str, str]) -> BuildResult:
         spec = _load(buildspec)
@@ -164,7 +191,10 @@ class _Build:
 
     def _start_shell(self, restore: bool) -> _Shell:
         shell = _Shell(
-            [*self.runner.shell_prefix, self.shell_name], self.runner.state_dir, self.runner.timeout
+            [*self.runner.shell_prefix, self.shell_name],
+            self.runner.state_dir,
+            self.runner.timeout,
+            self.runner.stop,
         )
         state = self.runner.state_dir
         if restore:
@@ -184,8 +214,14 @@ class _Build:
             self.shell = self._start_shell(restore=True)
         return status
 
+    @property
+    def stopping(self) -> bool:
+        return self.runner.stop is not None and self.runner.stop.is_set()
+
     def run_commands(self, phase: str, commands: Sequence[str]) -> bool:
         for command in commands:
+            if self.stopping:
+                return False
             self.container(f"Running command {command}")
             status = self.sh(str(command), self.log)
             self.result.commands.append((phase, str(command), status))
@@ -199,6 +235,7 @@ class _Build:
         stop = False
         for name in PHASES:
             block = phases.get(name)
+            stop = stop or self.stopping
             if stop:
                 self.result.phases[name] = "SKIPPED"
                 continue
@@ -209,10 +246,12 @@ class _Build:
             ok = self.run_commands(name, block.get("finally") or []) and ok
             self.result.phases[name] = "SUCCEEDED" if ok else "FAILED"
             self.container(f"Phase complete: {name.upper()} State: {self.result.phases[name]}")
-            if not ok:
+            if not ok and not self.stopping:
                 self.sh("export CODEBUILD_BUILD_SUCCEEDING=0", self.log)
                 stop = _stops(name, block.get("on-failure"))
-        self._collect_exports()
+        self.result.stopped = self.stopping
+        if not self.result.stopped:
+            self._collect_exports()
 
     def _collect_exports(self) -> None:
         for name in self.spec.get("env", {}).get("exported-variables") or []:

@@ -134,7 +134,9 @@ def start_fresh_daemon(
     bridge: str = FRESH_BRIDGE,
 ) -> Iterator[FreshDaemon]:
     """An empty dockerd under `root` (the system's, or engine 26's with `dockerd` and `env`);
-    with `tls`, also listening on 127.0.0.1:PORT with TLS (and nowhere else on TCP)."""
+    with `tls`, also listening on 127.0.0.1:PORT with TLS (and nowhere else on TCP).
+    Daemons that build at the same time need a `bridge` each (its address set by the caller):
+    each allocates its containers' addresses on its bridge without asking the others."""
     _ensure_bridge(bridge)
     sock = root / "docker.sock"
     host = f"unix://{sock}"

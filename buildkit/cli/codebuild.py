@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from buildkit import log
-from buildkit.cli.options import JsonOpt, resolve
+from buildkit.cli.options import JsonOpt, resolve, resolve_all
 from buildkit.config import loading as configmod
 from buildkit.errors import ImgbuildError, InputError
 
@@ -42,16 +42,36 @@ def render(
         Path | None,
         typer.Option("--out", help="Directory to write to (default: codebuild.buildspec_dir)."),
     ] = None,
+    batch_configs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--batch-config",
+            help="Another app's config whose chain joins batch.yml's build-graph (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Write the pull-request, main and batch buildspecs (or a CloudFormation template)."""
     from buildkit.codebuild import buildspec, cloudformation
 
-    config = resolve(ctx)
+    apps = resolve_all(ctx)
+    config, others = apps[0], [*apps[1:]]
+    for other in batch_configs or []:
+        others += resolve_all(ctx, config=other)
     target = out if out is not None else buildspec.default_out(config)
     if fmt is Format.cloudformation:
+        if others:
+            raise InputError(
+                "a template is one app's: pick it with --app NAME (--batch-config and several "
+                "apps shape batch.yml only)"
+            )
         paths = [cloudformation.write(config, target)]
+    elif len(apps) > 1:
+        # pr.yml and main.yml build, export and size-check one app; several apps of one
+        # config are built together by the batch graph only (docs/codebuild.md).
+        log.info(f"{len(apps)} apps: writing the batch build-graph; pr/main need --app NAME")
+        paths = buildspec.write(config, target, others, kinds=("batch",))
     else:
-        paths = buildspec.write(config, target)
+        paths = buildspec.write(config, target, others)
     for path in paths:
         log.info(f"wrote {path}")
 

@@ -16,24 +16,24 @@ and a second `reports` group publishes verify's JUnit; without one the output is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from buildkit import fsutil, proc
-from buildkit.codebuild import runtime
+from buildkit import fsutil
+from buildkit.codebuild import batchgraph, runtime
+from buildkit.codebuild.batchgraph import VERIFY_ENV
+from buildkit.codebuild.repo import config_in_repo, source_root
 from buildkit.config.loading import Config
-from buildkit.errors import CommandNotFoundError, ConfigError
 
 KINDS = ("pr", "main", "batch")
 SIZE_REPORT = "size.xml"
 #: Where `imgbuild verify` writes its JUnit under $IMGBUILD_REPORT_DIR (cli.verify.default_out_dir).
 VERIFY_REPORT_DIR = f"{runtime.DEFAULT_REPORT_DIR}/verify"
 TESTS_REPORT = "tests"
-#: Set on the batch graph's app entry only: ruby and base reject --verify.
-VERIFY_ENV = "IMGBUILD_VERIFY"
 _DESCRIPTIONS = {
     "pr": "pull requests: build and push the chain without moving release tags, check sizes",
     "main": "the release branch: build and push the chain, move the release tags",
@@ -46,32 +46,6 @@ class Rendered:
     kind: str
     filename: str
     text: str
-
-
-def source_root(config: Config) -> Path:
-    """The repository CodeBuild checks out: git's top level above the config, else its folder."""
-    try:
-        result = proc.run(
-            ["git", "-C", str(config.root), "rev-parse", "--show-toplevel"],
-            check=False,
-            quiet=True,
-            timeout=10,
-        )
-    except CommandNotFoundError:
-        return config.root.resolve()
-    top = result.stdout.strip()
-    return Path(top).resolve() if result.returncode == 0 and top else config.root.resolve()
-
-
-def config_in_repo(config: Config) -> str:
-    root = source_root(config)
-    try:
-        return config.path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        raise ConfigError(
-            f"{config.path}: the config is outside the repository {root}; CodeBuild can only "
-            "read files of the checked-out source"
-        ) from None
 
 
 def filename(kind: str) -> str:
@@ -97,8 +71,13 @@ def report_keys(config: Config) -> dict[str, str]:
     return keys
 
 
+#: How every command names its app: the config, and for an app of an `apps:` config its key
+#: (IMGBUILD_APP, set by the buildspec or the batch entry; unset, the flag expands to nothing).
+_SELECT = '-c "$IMGBUILD_CONFIG" ${IMGBUILD_APP:+--app "$IMGBUILD_APP"}'
+
+
 def _imgbuild(*args: str) -> str:
-    return " ".join(('imgbuild -c "$IMGBUILD_CONFIG"', *args))
+    return " ".join(("imgbuild", _SELECT, *args))
 
 
 def _build(kind: str, verify: bool) -> str:
@@ -130,18 +109,21 @@ def _size_check(kind: str) -> str:
     return f'if [ "$IMGBUILD_LAYER" = app ]; then {check}; fi' if kind == "batch" else check
 
 
-def document(config: Config, kind: str) -> dict[str, Any]:
-    """One buildspec as plain data (what `render` dumps as YAML)."""
+def document(config: Config, kind: str, others: Sequence[Config] = ()) -> dict[str, Any]:
+    """One buildspec as plain data (what `render` dumps as YAML). `others`: more apps' configs
+    whose chains join the batch build-graph (batchgraph.py); the other kinds build config's."""
     settings = config.codebuild
     doc: dict[str, Any] = {"version": 0.2}
-    verify = config.verify.declared
+    configs = (config, *others) if kind == "batch" else (config,)
+    verify = any(c.verify.declared for c in configs)
     if kind == "batch":
-        doc["batch"] = _batch(verify)
+        doc["batch"] = batchgraph.render_batch_graph(configs)
     doc["env"] = {
         "shell": "bash",
         "variables": {
             "DOCKER_BUILDKIT": "1",
             "IMGBUILD_CONFIG": config_in_repo(config),
+            **({batchgraph.APP_ENV: config.app_key} if config.app_key and kind != "batch" else {}),
             runtime.REPORT_DIR_ENV: runtime.DEFAULT_REPORT_DIR,
         },
         "exported-variables": list(runtime.EXPORTED),
@@ -161,12 +143,14 @@ def document(config: Config, kind: str) -> dict[str, Any]:
             "finally": ['ls -l "$IMGBUILD_REPORT_DIR"'],
         },
     }
-    doc["reports"] = _reports(config)
+    doc["reports"] = _reports(config, verify)
     return doc
 
 
-def _reports(config: Config) -> dict[str, Any]:
+def _reports(config: Config, verify: bool) -> dict[str, Any]:
     keys = report_keys(config)
+    if verify and "tests" not in keys:  # another app of the batch verifies
+        keys["tests"] = tests_report_key(config)
     reports: dict[str, Any] = {
         keys["size"]: {
             "files": [SIZE_REPORT],
@@ -185,22 +169,6 @@ def _reports(config: Config) -> dict[str, Any]:
     return reports
 
 
-def _batch(verify: bool) -> dict[str, Any]:
-    graph: list[dict[str, Any]] = []
-    previous: str | None = None
-    for layer in runtime.LAYERS:
-        entry: dict[str, Any] = {"identifier": layer}
-        if previous:
-            entry["depend-on"] = [previous]
-        variables = {"IMGBUILD_LAYER": layer}
-        if verify and layer == "app":
-            variables[VERIFY_ENV] = "1"
-        entry["env"] = {"variables": variables}
-        graph.append(entry)
-        previous = layer
-    return {"fast-fail": True, "build-graph": graph}
-
-
 def _header(config: Config, kind: str) -> str:
     source = config_in_repo(config)
     return (
@@ -210,11 +178,13 @@ def _header(config: Config, kind: str) -> str:
     )
 
 
-def render(config: Config) -> list[Rendered]:
+def render(
+    config: Config, others: Sequence[Config] = (), kinds: Sequence[str] = KINDS
+) -> list[Rendered]:
     rendered = []
-    for kind in KINDS:
+    for kind in kinds:
         body = yaml.safe_dump(
-            document(config, kind), sort_keys=False, default_flow_style=False, width=1000
+            document(config, kind, others), sort_keys=False, default_flow_style=False, width=1000
         )
         rendered.append(
             Rendered(kind=kind, filename=filename(kind), text=_header(config, kind) + body)
@@ -226,10 +196,12 @@ def default_out(config: Config) -> Path:
     return source_root(config) / config.codebuild.buildspec_dir
 
 
-def write(config: Config, out: Path) -> list[Path]:
-    """Write every buildspec into out (atomically, one file at a time)."""
+def write(
+    config: Config, out: Path, others: Sequence[Config] = (), kinds: Sequence[str] = KINDS
+) -> list[Path]:
+    """Write the buildspecs into out (atomically, one file at a time)."""
     written = []
-    for item in render(config):
+    for item in render(config, others, kinds):
         path = out / item.filename
         fsutil.atomic_write_text(path, item.text)
         written.append(path)

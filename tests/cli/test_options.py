@@ -70,6 +70,7 @@ CASES = [
     case("size check", "-c/--config", "size", "check", "-c", ""),
     case("codebuild render", "--format", "codebuild", "render", "--format", ""),
     case("codebuild render", "--out", "codebuild", "render", "--out", ""),
+    case("codebuild render", "--batch-config", "codebuild", "render", "--batch-config", ""),
     case("codebuild exports", "RESULT", "codebuild", "exports", ""),
     case("ecr ensure", "-c/--config", "ecr", "ensure", "-c", ""),
     case("ecr ensure", "--registry", "ecr", "ensure", "--registry", ""),

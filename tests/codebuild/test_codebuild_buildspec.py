@@ -15,7 +15,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from buildkit.codebuild import buildspec
+from buildkit.codebuild import buildspec, repo
 from buildkit.config import loading as configmod
 from tests.config.test_codebuild_config import FULL_SECTION, write_config
 from tests.conftest import EXAMPLE, REPO, DevEnv
@@ -24,6 +24,9 @@ SCHEMA = json.loads(
     (Path(__file__).parents[1] / "data/codebuild/buildspec.schema.json").read_text()
 )
 KINDS = ("pr", "main", "batch")
+
+#: How every buildspec command names its config (and an `apps:` config's app).
+SELECT = 'imgbuild -c "$IMGBUILD_CONFIG" ${IMGBUILD_APP:+--app "$IMGBUILD_APP"}'
 
 
 def validate(document: Any) -> list[str]:
@@ -103,8 +106,8 @@ def test_each_publishes_the_size_check_junit_through_a_report_group(
 
 def test_only_the_main_buildspec_moves_release_tags(rendered: dict[str, dict[str, Any]]) -> None:
     pr, main, batch = (commands(rendered[k], "build")[0] for k in KINDS)
-    assert 'imgbuild -c "$IMGBUILD_CONFIG" app --push --no-release-tags --json' in pr
-    assert 'imgbuild -c "$IMGBUILD_CONFIG" app --push --json' in main
+    assert SELECT + " app --push --no-release-tags --json" in pr
+    assert SELECT + " app --push --json" in main
     assert "release-tags" not in main
     assert '"$IMGBUILD_LAYER" --push "$IMGBUILD_RELEASE_TAGS"' in batch
 
@@ -179,7 +182,7 @@ def test_checked_in_example_buildspecs_are_current(dev: DevEnv, tmp_path: Path) 
         )
         assert validate(yaml.safe_load(checked_in)) == []
     config = configmod.resolve(EXAMPLE / "imgbuild.yaml")
-    assert buildspec.config_in_repo(config) == "examples/hello/imgbuild.yaml"
+    assert repo.config_in_repo(config) == "examples/hello/imgbuild.yaml"
 
 
 # --- with a verify: section ----------------------------------------------------------------------
@@ -213,10 +216,8 @@ def test_verified_buildspecs_are_valid_0_2(verified: dict[str, dict[str, Any]]) 
 
 def test_pr_and_main_verify_before_pushing(verified: dict[str, dict[str, Any]]) -> None:
     pr, main = (commands(verified[k], "build")[0] for k in ("pr", "main"))
-    assert pr.startswith(
-        'imgbuild -c "$IMGBUILD_CONFIG" app --push --verify --no-release-tags --json > '
-    )
-    assert main.startswith('imgbuild -c "$IMGBUILD_CONFIG" app --push --verify --json > ')
+    assert pr.startswith(SELECT + " app --push --verify --no-release-tags --json > ")
+    assert main.startswith(SELECT + " app --push --verify --json > ")
 
 
 def test_only_the_batch_app_entry_verifies(verified: dict[str, dict[str, Any]]) -> None:
