@@ -34,6 +34,7 @@ VALUES = (
 #: Names imgbuild writes (buildspec variables, exported results) and never reads from its own
 #: environment: `$IMGBUILD_CONFIG` reaches it as `-c`, an empty one as `-c ''` (tests/cli).
 WRITTEN = (
+    "IMGBUILD_APP",  # the buildspec's, as --app (codebuild/batchgraph.py)
     "IMGBUILD_CONFIG",
     "IMGBUILD_LAYER",
     "IMGBUILD_RELEASE_TAGS",
