@@ -20,8 +20,9 @@ before anything is built (`check`) and written atomically, keeping the file's mo
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,26 +172,28 @@ def _read(path: Path) -> str:
         raise InputError(f"{path}: cannot read it ({exc}); fix the file") from None
 
 
-def _compose(text: str, where: str) -> yaml.Node | None:
+@contextlib.contextmanager
+def _as_input_error(where: str) -> Iterator[None]:
+    """PyYAML's errors as one line naming the file (and line, when it has one): exit 4."""
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        yield
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise InputError(f"{where}:{line}: invalid YAML: {exc.problem}; fix the file") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{where}: invalid YAML: {exc}; fix the file") from None
+
+
+def _compose(text: str, where: str) -> yaml.Node | None:
+    with _as_input_error(where):
+        return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 def _load(text: str, where: str) -> Any:
     """The document's values (what PyYAML's composer accepted may still not construct: a
     `!!python/object` tag, a list as a key)."""
-    try:
+    with _as_input_error(where):
         return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
-        raise InputError(f"{where}:{line}: invalid YAML: {exc.problem}; fix the file") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{where}: invalid YAML: {exc}; fix the file") from None
 
 
 def _reads_as(text: str, expected: Any) -> bool:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import monorepo
+from tests.cli_process import run_imgbuild
 
 
 def imgbuild(
@@ -21,14 +21,7 @@ def imgbuild(
         monorepo.lay_out(config.parent)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("IMGBUILD_")}
     clean.update({"IMGBUILD_SERVER": "off", "IMGBUILD_CACHE_DIR": str(tmp_path / "cache")})
-    return subprocess.run(
-        [sys.executable, "-m", "buildkit", "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        env={**clean, **(env or {})},
-        timeout=60,
-        check=False,
-    )
+    return run_imgbuild(config, *args, env={**clean, **(env or {})})
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli_process import run_imgbuild
 
 CONFIG = 'name: shop\nregistry: 127.0.0.1:9\nruby:\n  version: "3.3.8"\n'
 
@@ -31,14 +32,7 @@ def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
             "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
         }
     )
-    return subprocess.run(
-        [sys.executable, "-m", "buildkit", "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_imgbuild(config, *args, env=env)
 
 
 def assert_refused(result: subprocess.CompletedProcess[str], code: int, needle: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 import typer.main
 
 from buildkit.cli.app import app
+from tests.cli_process import run_imgbuild
 
 CONFIG = 'name: shop\nregistry: 127.0.0.1:5000\nruby:\n  version: "3.3.8"\n'
 
@@ -87,14 +87,7 @@ def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "Gemfile").write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGBUILD_")}
     env.update({"IMGBUILD_SERVER": "off", "IMGBUILD_CACHE_DIR": str(tmp_path / "cache")})
-    return subprocess.run(
-        [sys.executable, "-m", "buildkit", "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_imgbuild(config, *args, env=env)
 
 
 @pytest.mark.parametrize(("command", "label", "args"), CASES)

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import urllib.request
 import uuid
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests import monorepo
+from tests.cli_process import run_imgbuild
 from tests.conftest import DevEnv
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -31,14 +31,7 @@ def imgbuild(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "IMGBUILD_CACHE_DIR": str(cache), "CI": "true", "MONO_PREFIX": prefix}
     env.pop("IMGBUILD_REGISTRY", None)
-    return subprocess.run(
-        [sys.executable, "-m", "buildkit", "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-        check=False,
-    )
+    return run_imgbuild(config, *args, env=env, timeout=1800)
 
 
 def run_json(config: Path, cache: Path, prefix: str, *args: str) -> Any:
