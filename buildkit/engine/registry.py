@@ -123,14 +123,26 @@ class RegistryClient:
         self.timeout = timeout
         self.refresh = refresh  # new credentials after a 401 (an expired ECR token)
         self._bearer: dict[str, str] = {}
+        # Manifests and blobs this run wrote or was handed, by (repository, digest): content
+        # addressed, so reading one back would return these bytes (a one-shot run's report and
+        # tag moves read what it just pushed: issue 17, P2-ONESHOT).
+        self._known: dict[tuple[str, str], tuple[str, bytes]] = {}
         usable = keepalive.KeepAlive.usable(self.scheme, host)
         self._conn = keepalive.KeepAlive(self.scheme, host, timeout) if usable else None
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://{self.host}/v2/{path}"
 
+    def remember(self, repo: str, digest: str, media_type: str, raw: bytes) -> None:
+        """Content this run has in hand under `digest` in `repo`: `manifest` and `blob` answer
+        with it instead of asking the registry."""
+        self._known[(repo, digest)] = (media_type, raw)
+
     def manifest(self, repo: str, reference: str) -> Manifest | None:
         """The manifest of repo:reference, or None when the registry has no such tag."""
+        known = self._known.get((repo, reference))
+        if known is not None:
+            return Manifest(reference, known[0], json.loads(known[1]), known[1])
         status, headers, body = self._request("GET", f"{repo}/manifests/{reference}", repo)
         if status == 404:
             return None
@@ -153,7 +165,10 @@ class RegistryClient:
             "PUT", f"{repo}/manifests/{tag}", repo, (manifest.media_type, manifest.raw)
         )
         self._raise_for(status, f"{repo}:{tag}")
-        return headers.get("Docker-Content-Digest") or manifest.digest
+        digest = headers.get("Docker-Content-Digest") or manifest.digest
+        if digest == manifest.digest and digest.startswith("sha256:"):
+            self.remember(repo, digest, manifest.media_type, manifest.raw)
+        return digest
 
     def has_blob(self, repo: str, digest: str) -> bool:
         status, _, _ = self._request("HEAD", f"{repo}/blobs/{digest}", repo)
@@ -217,6 +232,9 @@ class RegistryClient:
             ) from None
 
     def blob(self, repo: str, digest: str) -> bytes:
+        known = self._known.get((repo, digest))
+        if known is not None:
+            return known[1]
         status, _, body = self._request("GET", f"{repo}/blobs/{digest}", repo)
         self._raise_for(status, f"{repo}@{digest}")
         return body

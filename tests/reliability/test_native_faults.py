@@ -248,8 +248,17 @@ def test_native_push_whose_layer_upload_always_fails_is_one_line_and_tags_nothin
 def _start(project: Project, registry: str, cache: Path, log: Path) -> subprocess.Popen[str]:
     with log.open("w") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "buildkit", "-c", str(project.config),
-             "--registry", registry, "app", "--push"],
+            [
+                sys.executable,
+                "-m",
+                "buildkit",
+                "-c",
+                str(project.config),
+                "--registry",
+                registry,
+                "app",
+                "--push",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
