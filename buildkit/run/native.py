@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,16 +141,21 @@ def assemble(
         layer = _write_layer(spec, choice.recipe, Path(work) / "layer.tar.gz", epoch)
         outcome.build_seconds = timer.seconds
         outcome.steps = (_copy_step(choice.recipe, outcome.build_seconds),)
+        config_bytes = imageconfig.compose_config(
+            choice.base.config, choice.recipe, layer.diff_id, created=_rfc3339(epoch), labels=labels
+        )
+        config_digest = _sha256(config_bytes)
         push_timer = log.Timer()
-        _link_base_layers(client, repo, choice.base, Path(work), layer)
-    created = _rfc3339(epoch)
-    config_bytes = imageconfig.compose_config(
-        choice.base.config, choice.recipe, layer.diff_id, created=created, labels=labels
-    )
-    config_digest = _sha256(config_bytes)
-    if not client.has_blob(repo, config_digest):
-        client.upload_blob(repo, config_digest, config_bytes)
-    client.remember(repo, config_digest, CONFIG_TYPE, config_bytes)
+        _push_blobs(
+            client,
+            repo,
+            choice.base,
+            Path(work),
+            [
+                lambda: _upload_file(client, repo, layer.digest, layer.path),
+                lambda: _upload_bytes(client, repo, config_digest, config_bytes),
+            ],
+        )
     media_type, raw = imageconfig.compose_manifest(
         choice.base.manifest.body, config_bytes, layer.digest, layer.size
     )
@@ -201,14 +206,19 @@ def _write_layer(
     )
 
 
-def _link_base_layers(
-    client: RegistryClient, repo: str, base: BaseImage, work: Path, layer: layertar.LayerBlob
+def _push_blobs(
+    client: RegistryClient,
+    repo: str,
+    base: BaseImage,
+    work: Path,
+    uploads: Sequence[Callable[[], None]],
 ) -> None:
-    """Make every base layer readable in the app's repository and upload the new layer: mounted
-    across repositories where the registry allows it (distribution; ECR with BLOB_MOUNTING),
-    else copied through this machine (download + upload, still no daemon) and said once.
+    """Make every base layer readable in the app's repository and run `uploads` (the new layer,
+    the config): base layers are mounted across repositories where the registry allows it
+    (distribution; ECR with BLOB_MOUNTING), else copied through this machine (download +
+    upload, still no daemon) and said once.
 
-    The mounts and the upload are independent requests: they run side by side, one kept-alive
+    The mounts and the uploads are independent requests: they run side by side, one kept-alive
     connection per worker (a one-shot run's wall time: issue 17, P2-ONESHOT). Nothing names
     these blobs until the manifest is put, after all of them."""
     from concurrent.futures import ThreadPoolExecutor  # only a native push pays for threads
@@ -223,9 +233,10 @@ def _link_base_layers(
         return client.mount_blob(repo, digest, base.repo) or client.has_blob(repo, digest)
 
     with ThreadPoolExecutor(max_workers=_LINK_WORKERS) as pool:
-        upload = pool.submit(_upload_file, client, repo, layer.digest, layer.path)
+        pending = [pool.submit(upload) for upload in uploads]
         answers = list(pool.map(linked, digests))
-        upload.result()
+        for done in pending:
+            done.result()
     missing = [digest for digest, ok in zip(digests, answers, strict=True) if not ok]
     if missing:
         log.warn(
@@ -238,6 +249,12 @@ def _link_base_layers(
             client.download_blob(base.repo, digest, out)
         _upload_file(client, repo, digest, copy)
         copy.unlink()
+
+
+def _upload_bytes(client: RegistryClient, repo: str, digest: str, data: bytes) -> None:
+    if not client.has_blob(repo, digest):
+        client.upload_blob(repo, digest, data)
+    client.remember(repo, digest, CONFIG_TYPE, data)  # the report reads it from here
 
 
 def _upload_file(client: RegistryClient, repo: str, digest: str, path: Path) -> None:
