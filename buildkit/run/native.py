@@ -203,6 +203,7 @@ def _write_layer(
         chmod=recipe.chmod,
         extra_dirs=recipe.extra_dirs,
         present_dirs=recipe.present_dirs,
+        durable=False,  # a scratch file: uploaded, then deleted with its directory
     )
 
 

@@ -66,5 +66,12 @@ def source_epoch(directory: Path) -> int:
     given = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if given.isdigit():
         return int(given)
-    stamp = _git(directory, "log", "-1", "--format=%ct")
+    return _commit_time(str(directory))
+
+
+@functools.lru_cache(maxsize=8)
+def _commit_time(directory: str) -> int:
+    """Once per process, as `detect`: a native app push stamps its labels and its layer with it
+    (two git processes became one: issue 17, P2-ONESHOT)."""
+    stamp = _git(Path(directory), "log", "-1", "--format=%ct")
     return int(stamp) if stamp and stamp.isdigit() else 0
