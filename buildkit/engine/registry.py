@@ -127,6 +127,7 @@ class RegistryClient:
         # addressed, so reading one back would return these bytes (a one-shot run's report and
         # tag moves read what it just pushed: issue 17, P2-ONESHOT).
         self._known: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self._blobs_in: set[tuple[str, str]] = set()  # (repository, digest) seen or stored there
         usable = keepalive.KeepAlive.usable(self.scheme, host)
         self._conn = keepalive.KeepAlive(self.scheme, host, timeout) if usable else None
 
@@ -171,10 +172,15 @@ class RegistryClient:
         return digest
 
     def has_blob(self, repo: str, digest: str) -> bool:
+        """Asked of the registry once: a blob this client found, uploaded or mounted in repo is
+        there for the rest of the run (content addressed)."""
+        if (repo, digest) in self._blobs_in:
+            return True
         status, _, _ = self._request("HEAD", f"{repo}/blobs/{digest}", repo)
         if status == 404:
             return False
         self._raise_for(status, f"{repo}@{digest}")
+        self._blobs_in.add((repo, digest))
         return True
 
     def upload_blob(self, repo: str, digest: str, payload: bytes | IO[bytes]) -> None:
@@ -184,6 +190,7 @@ class RegistryClient:
         for attempt in range(_UPLOAD_ATTEMPTS):
             status = self._put_blob(repo, digest, payload, self._open_session(repo))
             if status < 300:
+                self._blobs_in.add((repo, digest))
                 return
             if status in (401, 403) or attempt == _UPLOAD_ATTEMPTS - 1:
                 self._raise_for(status, f"{repo}@{digest}")
@@ -197,6 +204,7 @@ class RegistryClient:
         query = urllib.parse.urlencode({"mount": digest, "from": source_repo})
         status, _, _ = self._request("POST", f"{repo}/blobs/uploads/?{query}", repo)
         if status == 201:
+            self._blobs_in.add((repo, digest))
             return True
         self._raise_for(status, f"mount of {source_repo}@{digest[:19]} into {repo}")
         return False  # the 202 session is left to expire: the upload opens its own

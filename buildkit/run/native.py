@@ -154,6 +154,7 @@ def assemble(
             [
                 lambda: _upload_file(client, repo, layer.digest, layer.path),
                 lambda: _upload_bytes(client, repo, config_digest, config_bytes),
+                lambda: inputsref.push_blobs(client, repo, spec.inputs),
             ],
         )
     media_type, raw = imageconfig.compose_manifest(
