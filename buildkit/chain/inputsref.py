@@ -44,6 +44,15 @@ def push(
         log.warn(f"{repo}:{image_tag}: its inputs were not stored beside it ({exc})")
 
 
+def push_blobs(client: RegistryClient, repo: str, inputs: Mapping[str, str]) -> None:
+    """The artifact's blobs ahead of `push` (which then finds them there), e.g. while the image's
+    own blobs upload. Best effort: a failure here is `push`'s to retry and warn about."""
+    try:
+        artifacts.put_blobs(client, repo, labels.encode_inputs(inputs).encode())
+    except RegistryError:
+        return
+
+
 def load(client: RegistryClient, repo: str, image_tag: str) -> dict[str, str] | None:
     """The inputs stored beside repo:image_tag, or None (none stored, or unreadable)."""
     payload = artifacts.get(client, repo, tag_for(image_tag), ARTIFACT_TYPE)

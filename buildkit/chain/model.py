@@ -93,6 +93,9 @@ class LayerOutcome:
     # diff_id -> uncompressed bytes of layers this run wrote itself (the native path), so the
     # report counts them without reading the blobs back.
     layer_sizes: dict[str, int] = field(default_factory=dict)
+    # digest -> (media type, bytes) of the manifest and config the native path pushed, so the
+    # report reads them from here, not back from the registry (issue 17, P2-ONESHOT).
+    written: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         spec = self.plan.spec

@@ -6,6 +6,7 @@ Exit codes: 0 ok, 2 usage, 3 config, 4 input, 5 daemon, 6 BuildKit, 7 build, 8 r
 worker lost), 130/143 interrupted.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -122,7 +123,7 @@ def _layer_command(layer: str) -> None:
         if verify:
             outcomes, verified, failure = _verify_then_push(resolved, options, phases)
         else:
-            outcomes = pipeline.run(resolved, options, phases)
+            outcomes = pipeline.run(resolved, options, phases, meanwhile=_import_report)
         # A failed verify is reported too (the images built, the failed tests), then raised.
         data = reports.after_run(resolved, outcomes, timer.seconds, phases=phases, verify=verified)
         app_outcome = summary.app_outcome(outcomes)
@@ -151,6 +152,24 @@ def _check_kustomize_flags(layer: str, kustomize: Path | None, *, push: bool) ->
             "--kustomize writes the pushed app image's digest, which only a registry gives; "
             "add --push"
         )
+
+
+def _import_report() -> None:
+    """Load the report's modules on a thread while the run waits on the registry and BuildKit
+    (the pipeline calls this once planned): every run ends with the report, and its imports
+    (~30 ms) were a one-shot run's last stretch (issue 17, P2-ONESHOT). The modules are acyclic
+    (tests/test_architecture.py), so the two threads' imports cannot deadlock; a failure
+    surfaces where after_run imports them."""
+    import threading
+
+    def load() -> None:
+        import importlib
+
+        with contextlib.suppress(Exception):
+            for name in ("buildkit.reports.collect", "buildkit.reports.table"):
+                importlib.import_module(name)
+
+    threading.Thread(target=load, name="imgbuild-report-imports", daemon=True).start()
 
 
 def _verify_then_push(

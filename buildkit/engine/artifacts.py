@@ -60,14 +60,20 @@ def put(
     """Store the artifact: blobs first, the manifest last, so the tag never names a missing
     blob. Raises RegistryError; callers decide whether that matters."""
     raw = manifest_bytes(artifact_type, payload_type, payload, subject)
-    for data in (EMPTY, payload):
-        digest = digest_of(data)
-        if not client.has_blob(repo, digest):
-            client.upload_blob(repo, digest, data)
+    put_blobs(client, repo, payload)
     manifest = Manifest(
         digest=digest_of(raw), media_type=MANIFEST_TYPE, body=json.loads(raw), raw=raw
     )
     client.put_manifest(repo, tag, manifest)
+
+
+def put_blobs(client: RegistryClient, repo: str, payload: bytes) -> None:
+    """The artifact's blobs (its empty config, its payload), where the registry lacks them:
+    `put` does this first; a caller may do it earlier, beside other uploads."""
+    for data in (EMPTY, payload):
+        digest = digest_of(data)
+        if not client.has_blob(repo, digest):
+            client.upload_blob(repo, digest, data)
 
 
 def get(client: RegistryClient, repo: str, tag: str, artifact_type: str) -> bytes | None:

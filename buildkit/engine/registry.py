@@ -123,14 +123,27 @@ class RegistryClient:
         self.timeout = timeout
         self.refresh = refresh  # new credentials after a 401 (an expired ECR token)
         self._bearer: dict[str, str] = {}
+        # Manifests and blobs this run wrote or was handed, by (repository, digest): content
+        # addressed, so reading one back would return these bytes (a one-shot run's report and
+        # tag moves read what it just pushed: issue 17, P2-ONESHOT).
+        self._known: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self._blobs_in: set[tuple[str, str]] = set()  # (repository, digest) seen or stored there
         usable = keepalive.KeepAlive.usable(self.scheme, host)
         self._conn = keepalive.KeepAlive(self.scheme, host, timeout) if usable else None
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://{self.host}/v2/{path}"
 
+    def remember(self, repo: str, digest: str, media_type: str, raw: bytes) -> None:
+        """Content this run has in hand under `digest` in `repo`: `manifest` and `blob` answer
+        with it instead of asking the registry."""
+        self._known[(repo, digest)] = (media_type, raw)
+
     def manifest(self, repo: str, reference: str) -> Manifest | None:
         """The manifest of repo:reference, or None when the registry has no such tag."""
+        known = self._known.get((repo, reference))
+        if known is not None:
+            return Manifest(reference, known[0], json.loads(known[1]), known[1])
         status, headers, body = self._request("GET", f"{repo}/manifests/{reference}", repo)
         if status == 404:
             return None
@@ -153,13 +166,21 @@ class RegistryClient:
             "PUT", f"{repo}/manifests/{tag}", repo, (manifest.media_type, manifest.raw)
         )
         self._raise_for(status, f"{repo}:{tag}")
-        return headers.get("Docker-Content-Digest") or manifest.digest
+        digest = headers.get("Docker-Content-Digest") or manifest.digest
+        if digest == manifest.digest and digest.startswith("sha256:"):
+            self.remember(repo, digest, manifest.media_type, manifest.raw)
+        return digest
 
     def has_blob(self, repo: str, digest: str) -> bool:
+        """Asked of the registry once: a blob this client found, uploaded or mounted in repo is
+        there for the rest of the run (content addressed)."""
+        if (repo, digest) in self._blobs_in:
+            return True
         status, _, _ = self._request("HEAD", f"{repo}/blobs/{digest}", repo)
         if status == 404:
             return False
         self._raise_for(status, f"{repo}@{digest}")
+        self._blobs_in.add((repo, digest))
         return True
 
     def upload_blob(self, repo: str, digest: str, payload: bytes | IO[bytes]) -> None:
@@ -169,6 +190,7 @@ class RegistryClient:
         for attempt in range(_UPLOAD_ATTEMPTS):
             status = self._put_blob(repo, digest, payload, self._open_session(repo))
             if status < 300:
+                self._blobs_in.add((repo, digest))
                 return
             if status in (401, 403) or attempt == _UPLOAD_ATTEMPTS - 1:
                 self._raise_for(status, f"{repo}@{digest}")
@@ -182,6 +204,7 @@ class RegistryClient:
         query = urllib.parse.urlencode({"mount": digest, "from": source_repo})
         status, _, _ = self._request("POST", f"{repo}/blobs/uploads/?{query}", repo)
         if status == 201:
+            self._blobs_in.add((repo, digest))
             return True
         self._raise_for(status, f"mount of {source_repo}@{digest[:19]} into {repo}")
         return False  # the 202 session is left to expire: the upload opens its own
@@ -217,6 +240,9 @@ class RegistryClient:
             ) from None
 
     def blob(self, repo: str, digest: str) -> bytes:
+        known = self._known.get((repo, digest))
+        if known is not None:
+            return known[1]
         status, _, body = self._request("GET", f"{repo}/blobs/{digest}", repo)
         self._raise_for(status, f"{repo}@{digest}")
         return body

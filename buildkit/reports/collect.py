@@ -12,9 +12,10 @@ from buildkit.chain import layers, plan
 from buildkit.config.budgets import Budget
 from buildkit.config.loading import Config
 from buildkit.engine import reference
+from buildkit.engine.registry import split_ref
 from buildkit.errors import ImgbuildError
 from buildkit.reports import baseline as baselines
-from buildkit.reports import gate, history, times, verified
+from buildkit.reports import gate, history, times
 from buildkit.reports.document import (
     SCHEMA,
     Report,
@@ -31,6 +32,7 @@ from buildkit.source import gitinfo
 
 if TYPE_CHECKING:
     from buildkit.chain.model import LayerOutcome
+    from buildkit.reports.verified import Verify
 
 
 def load_baseline(
@@ -130,7 +132,13 @@ def for_run(
     config, access = open_registry(config)
     # A run that pushed may store what it measured beside the images (reports.sizesref), so
     # the next fresh machine reads sizes instead of layers.
-    measurer = Measurer(config, access=access, publish=any(o.pushed for o in outcomes))
+    # What the run pushed itself (a native app's manifest and config) is not read back.
+    known = {
+        (split_ref(o.plan.spec.image)[1], digest): content
+        for o in outcomes
+        for digest, content in o.written.items()
+    }
+    measurer = Measurer(config, access=access, publish=any(o.pushed for o in outcomes), known=known)
     measurer.store.seed(history.measured_layers(records))
     measurer.store.seed(size for o in outcomes for size in o.layer_sizes.items())
     targets = [
@@ -161,7 +169,7 @@ def for_run(
             **report.__dict__,
             "run": run,
             "image_times": {t.layer: t for t in run.layers},
-            "verify": verified.parse(verify),
+            "verify": _verified(verify),
         }
     )
     report = with_checks(
@@ -195,7 +203,7 @@ def on_demand(
         if found is not None:
             image_times[spec.name] = times.layer_times_from_json(spec.name, found)
     run = _run_that_built(records, specs[-1].name, specs[-1].key)
-    verify = verified.parse(history.latest_verify(records, specs[-1].name, specs[-1].key))
+    verify = _verified(history.latest_verify(records, specs[-1].name, specs[-1].key))
     report = replace(report, run=run, image_times=image_times, verify=verify)
     checks = gate.evaluate(report.images, baseline, budgets or _budgets(config))
     return with_checks(report, measurer, checks, explain=explain)
@@ -212,6 +220,16 @@ def _run_that_built(records: Sequence[Mapping[str, Any]], layer: str, key: str) 
             return run_from_record(r)
         used = used or run_from_record(r)
     return used
+
+
+def _verified(data: Any) -> Verify | None:
+    """verified.parse, imported only when there is a verify result: most runs have none, and a
+    one-shot run's start-up counts (issue 17, P2-ONESHOT)."""
+    if data is None:
+        return None
+    from buildkit.reports import verified
+
+    return verified.parse(data)
 
 
 def _budgets(config: Config) -> dict[str, Budget]:

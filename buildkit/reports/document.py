@@ -6,14 +6,17 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from buildkit.reports import gate, history
 from buildkit.reports.baseline import Baseline
 from buildkit.reports.measure import Measurer
 from buildkit.reports.model import ImageSizes
 from buildkit.reports.times import LayerTimes, RunTimes, layer_times_from_json
-from buildkit.reports.verified import Verify
+
+if TYPE_CHECKING:  # verify results load only when a run has one (issue 17, P2-ONESHOT)
+    from buildkit.reports.verified import Verify
+
 
 SCHEMA = "imgbuild.report/v1"
 

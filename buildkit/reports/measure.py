@@ -94,9 +94,14 @@ class Measurer:
         access: RegistryAccess | None = None,
         read_blobs: bool = True,
         publish: bool = False,
+        known: Mapping[tuple[str, str], tuple[str, bytes]] | None = None,
     ) -> None:
+        """`known`: (repository, digest) -> (media type, bytes) the run pushed itself, read from
+        here instead of the registry (RegistryClient.remember)."""
         self.config = config
         self.access = access
+        self.known = dict(known or {})
+        self._os: tuple[list[str] | None] | None = None  # the OS base image, asked once
         self.store = store if store is not None else LayerStore(config.cache_dir)
         self.read_blobs = read_blobs
         self.publish = publish  # store sizes it had to read blobs for (sizesref)
@@ -114,9 +119,10 @@ class Measurer:
             return None
         if host not in self._clients:
             own = self.access is not None and self.access.host == host
-            self._clients[host] = (
-                self.access.client() if own and self.access else RegistryClient(host)
-            )
+            client = self.access.client() if own and self.access else RegistryClient(host)
+            for (repo_known, digest), (media_type, raw) in self.known.items() if own else ():
+                client.remember(repo_known, digest, media_type, raw)
+            self._clients[host] = client
         return self._clients[host], repo, tag
 
     def _from_registry(self, ref: str, known_digest: str | None = None) -> _Facts | None:
@@ -241,9 +247,12 @@ class Measurer:
     # -- the chain
 
     def os_diff_ids(self) -> list[str] | None:
-        """diff_ids of the OS base image (config base_image), from the registry or the daemon."""
-        found = self.facts(self.config.base_image)
-        return found.diff_ids if found else None
+        """diff_ids of the OS base image (config base_image), from the registry or the daemon;
+        asked once per Measurer (a report measures the baseline and the chain against it)."""
+        if self._os is None:
+            found = self.facts(self.config.base_image)
+            self._os = (found.diff_ids if found else None,)
+        return self._os[0]
 
     def measure(self, targets: Sequence[Target]) -> list[ImageSizes | None]:
         """Measure each target (in chain order: ruby, base, app); None for an image not found."""
@@ -253,6 +262,8 @@ class Measurer:
         for each in sorted((f for f in found if f), key=lambda f: f.source != "registry"):
             self._fill(each)  # registry images first: their tar sizes serve the local-only ones
         self.store.save()
+        if not any(found):
+            return [None] * len(targets)  # nothing to attribute to the OS image's layers
         levels: list[tuple[str, list[str] | None]] = [("os", self.os_diff_ids())]
         results: list[ImageSizes | None] = []
         for target, facts in zip(targets, found, strict=True):

@@ -1,40 +1,33 @@
-"""The terminal view of a report (rich): sizes per chain level, deploy pull delta, times, checks."""
+"""The terminal view of a report: sizes per chain level, deploy pull delta, times, checks.
+
+Drawn by `textout` (standard library only), not rich: a one-shot run's start-up (issue 17,
+P2-ONESHOT)."""
 
 from __future__ import annotations
 
-import sys
-from typing import TextIO
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from buildkit.reports import units
 from buildkit.reports.document import Report
 from buildkit.reports.model import CHAIN, CHAIN_LABELS
-from buildkit.reports.verified import Verify
+from buildkit.reports.textout import Grid, Justify, Out
+
+if TYPE_CHECKING:  # verify results load only when a run has one (issue 17, P2-ONESHOT)
+    from buildkit.reports.verified import Verify
+
 
 #: Failed tests the terminal names; the rest are counted ("and 3 more").
 SHOWN_FAILED = 5
 
 
-def console(stream: TextIO | None = None) -> Console:
-    """Wide enough for the tables in CI logs too (rich assumes 80 columns off a terminal)."""
-    target = stream or sys.stderr
-    probe = Console(file=target)
-    width = probe.width if probe.is_terminal else 120
-    return Console(file=target, width=max(width, 100), highlight=False, markup=False)
-
-
-def sizes_table(report: Report) -> Table:
-    table = Table(title="Image sizes", box=box.SIMPLE_HEAD, title_justify="left")
+def sizes_table(report: Report) -> Grid:
+    table = Grid(title="Image sizes")
     table.add_column("image")
     table.add_column("metric")
-    table.add_column("total", justify="right")
+    table.add_column("total", "right")
     for level in CHAIN:
-        table.add_column(CHAIN_LABELS[level], justify="right")
-    table.add_column("vs baseline", justify="right")
+        table.add_column(CHAIN_LABELS[level], "right")
+    table.add_column("vs baseline", "right")
     for sizes in report.images:
         before = report.baseline.images.get(sizes.layer) if report.baseline else None
         for metric in ("compressed", "uncompressed"):
@@ -53,9 +46,9 @@ def sizes_table(report: Report) -> Table:
     return table
 
 
-def times_table(report: Report) -> Table:
-    table = Table(title="Build and push times", box=box.SIMPLE_HEAD, title_justify="left")
-    for name, justify in (
+def times_table(report: Report) -> Grid:
+    table = Grid(title="Build and push times")
+    columns: tuple[tuple[str, Justify], ...] = (
         ("image", "left"),
         ("action", "left"),
         ("build", "right"),
@@ -63,8 +56,9 @@ def times_table(report: Report) -> Table:
         ("cache hit", "right"),
         ("push", "right"),
         ("pushed (compressed)", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        table.add_column(name, justify)
     for layer in ("ruby", "base", "app"):
         t = report.image_times.get(layer)
         if t is None:
@@ -135,28 +129,28 @@ def verify_lines(verify: Verify) -> list[str]:
 
 
 def print_report(report: Report, stream: TextIO | None = None) -> None:
-    out = console(stream)
+    out = Out(stream)
     if report.images:
-        out.print(sizes_table(report))
+        out.grid(sizes_table(report))
     for image in report.missing:
-        out.print(f"not measured: {image} is neither in the registry nor local")
+        out.line(f"not measured: {image} is neither in the registry nor local")
     for sizes in report.images:
         for note in sizes.notes:
-            out.print(f"note: {sizes.layer}: {note}")
+            out.line(f"note: {sizes.layer}: {note}")
     if report.deploy:
         d = report.deploy
-        out.print(
+        out.line(
             f"deploy pull delta: {units.size(d.compressed)} compressed in {d.layers} layer(s) "
             f"for a node running {d.previous_image} ({d.source})"
         )
     if report.image_times:
-        out.print(times_table(report))
+        out.grid(times_table(report))
     wall = _wall_line(report)
     if wall:
-        out.print(wall)
+        out.line(wall)
     for check in report.checks:
         if check.skipped is None and not check.passed:
-            out.print(Text("size budget exceeded: ", style="bold red") + Text(check.sentence()))
+            out.line(check.sentence(), alert="size budget exceeded: ")
     if report.verify:
         for line in verify_lines(report.verify):
-            out.print(line, soft_wrap=True)  # paths stay whole (and clickable) in narrow logs
+            out.line(line, wrap=False)  # paths stay whole (and clickable) in narrow logs

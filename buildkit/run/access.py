@@ -13,11 +13,15 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from buildkit.chain.layers import repository_path
 from buildkit.config.loading import LAYERS, Config
-from buildkit.engine import credentials, dockercfg, ecr, ecr_repos, reference
+from buildkit.engine import credentials, dockercfg, reference
 from buildkit.engine.registry import RegistryClient
+
+if TYPE_CHECKING:
+    from buildkit.engine import ecr
 
 AUTH_ERRORS = ("unauthorized", "authentication required", "no basic auth credentials", "denied")
 
@@ -68,6 +72,12 @@ def open_registry(config: Config) -> tuple[Config, RegistryAccess]:
     host, prefix = (
         ("ecr", "") if config.registry == "ecr" else reference.split_registry(config.registry)
     )
+    if host != "ecr" and reference.parse_ecr_host(host) is None:
+        return config, RegistryAccess(host=host)  # not ECR (what ecr.resolve would answer)
+    # ECR's client (boto3 wrappers) only when the registry is ECR's: a one-shot run against
+    # another registry does not import it (issue 17, P2-ONESHOT).
+    from buildkit.engine import ecr
+
     registry = ecr.resolve(host)
     if registry is None:
         return config, RegistryAccess(host=host)
@@ -82,6 +92,8 @@ def ensure_ecr_repositories(config: Config, access: RegistryAccess) -> list[str]
     """Create/update the chain's ECR repositories (a no-op for other registries)."""
     if access.ecr_registry is None:
         return []
+    from buildkit.engine import ecr_repos  # ECR only (see open_registry)
+
     wanted = [
         ecr_repos.desired(repository_path(config, layer), config.ecr, config.tags.release_branches)
         for layer in LAYERS

@@ -40,10 +40,16 @@ def preflight(config: Config, *, push: bool) -> None:
 
 
 def run(
-    config: Config, options: RunOptions, phases: dict[str, float] | None = None
+    config: Config,
+    options: RunOptions,
+    phases: dict[str, float] | None = None,
+    *,
+    meanwhile: Callable[[], None] | None = None,
 ) -> list[LayerOutcome]:
     """Run the chain; `phases` (when given) receives the seconds of the non-build phases
-    (plan, pull, tags, record) so reports can account for the whole wall time."""
+    (plan, pull, tags, record) so reports can account for the whole wall time. `meanwhile`
+    is called once the plan is made: what follows mostly waits on BuildKit and the registry,
+    and the caller may start work of its own then (the CLI loads the report's modules)."""
     phases = {} if phases is None else phases
     timer = log.Timer()
     config, access = open_registry(config)
@@ -63,6 +69,8 @@ def run(
     outcomes = [LayerOutcome(plan=p, image_id=p.local_id, digest=p.remote_digest) for p in plans]
     phases["plan"] = timer.seconds
     _announce(plans)
+    if meanwhile is not None:
+        meanwhile()
     git = gitinfo.detect(config.app.context)
     stale = [o for o in outcomes if o.plan.status == "build"]
     choice = _native_choice(config, options, stale, client)

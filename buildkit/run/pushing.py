@@ -139,7 +139,10 @@ def write_tag(
     current = client.exists(repo, tag)
     if want is not None and current == want:
         return
-    manifest = _manifest(client, spec.image)
+    # By digest when the run knows it: the bytes the content tag points at, which the client
+    # may have in hand already (a native app's manifest; issue 17, P2-ONESHOT).
+    by_digest = want is not None and want.startswith("sha256:")
+    manifest = _manifest(client, f"{spec.repository}@{want}" if by_digest else spec.image)
     if current == manifest.digest:
         return
     if current is not None and immutable:

@@ -312,13 +312,6 @@ def _warm_up() -> None:
     for name in _WARM:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
-    # rich loads its emoji and unicode width tables on first render (~15 ms): render once.
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("warm")
-    table.add_row("é ✓")
-    Console(file=io.StringIO(), width=40).print(table)
 
 
 def main(command: Command, argv: list[str] | None = None) -> int:

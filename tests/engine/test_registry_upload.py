@@ -125,3 +125,24 @@ def test_a_refused_artifact_is_a_warning_not_a_failure(
         inputsref.push(_client(proxy.address), "art/refused", "t1", image, {"a": "b"})
     assert "its inputs were not stored" in capsys.readouterr().err
     assert inputsref.load(client, "art/refused", "t1") is None
+
+
+def test_what_a_client_pushed_it_reads_back_without_asking(registry: ScratchRegistry) -> None:
+    """A one-shot run reads the manifest and config it just pushed (tag moves, the report) and
+    asks about blobs it just stored: the client answers from memory (issue 17, P2-ONESHOT). A
+    new client asks the registry, and gets the same bytes."""
+    with RegistryProxy(registry.address) as proxy:
+        client = _client(proxy.address)
+        layer = os.urandom(2048)
+        manifest = _image(client, "memo/app", "v1", layer)
+        config_digest = str(manifest.body["config"]["digest"])
+        client.remember("memo/app", config_digest, "application/octet-stream", b"{}")
+        before = proxy.stats.requests
+        assert client.manifest("memo/app", manifest.digest) == manifest
+        assert client.blob("memo/app", config_digest) == b"{}"
+        assert client.has_blob("memo/app", _digest(layer))
+        assert proxy.stats.requests == before
+        fresh = _client(proxy.address)
+        assert fresh.manifest("memo/app", manifest.digest) == manifest
+        assert fresh.has_blob("memo/app", _digest(layer))
+        assert proxy.stats.requests == before + 2
