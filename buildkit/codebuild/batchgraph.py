@@ -142,6 +142,21 @@ def nodes(configs: Sequence[Config]) -> list[Node]:
     return _several(configs)
 
 
+def siblings(config: Config) -> tuple[Config, ...]:
+    """Every app built with this one: for an app of an `apps:` config all apps of its file
+    (their batch graph runs under one project and one role), else the config alone."""
+    if config.app_key is None:
+        return (config,)
+    from buildkit.config.loading import Overrides, resolve_all
+
+    return resolve_all(config.path, Overrides(registry=config.registry))
+
+
+def builds_in_batch(config: Config) -> int:
+    """Entries of the batch graph `codebuild render` writes for this config's file."""
+    return len(nodes(siblings(config)))
+
+
 def render_batch_graph(configs: Sequence[Config]) -> dict[str, Any]:
     """The buildspec's `batch` mapping: fast-fail, and the build-graph of every app's chain."""
     return {"fast-fail": True, "build-graph": [n.entry() for n in nodes(configs)]}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildkit.chain import layers
-from buildkit.codebuild import buildspec, runtime
+from buildkit.codebuild import batchgraph, buildspec, runtime
 from buildkit.config.loading import Config
 from buildkit.engine import reference
 from buildkit.errors import ConfigError
@@ -180,7 +180,7 @@ def _project(config: Config, kind: str, role: str) -> dict[str, Any]:
             "serviceRole": role,
             "combineArtifacts": False,
             "restrictions": {
-                "maximumBuildsAllowed": len(runtime.LAYERS),
+                "maximumBuildsAllowed": batchgraph.builds_in_batch(config),
                 "computeTypesAllowed": [settings.compute_type],
             },
             "timeoutInMins": min(2160, settings.timeout_minutes * len(runtime.LAYERS)),
@@ -257,10 +257,14 @@ def ecr_repositories(config: Config, account: Account) -> list[str]:
     if registry != "ecr" and ecr is None:
         return []
     acct, region = (ecr.account, ecr.region) if ecr else (account.id, account.region)
-    arns = []
-    for layer in runtime.LAYERS:
-        name = layers.repository_path(config, layer)  # with an ECR namespace: team/shop-app
-        arns.append(f"arn:{account.partition}:ecr:{region}:{acct}:repository/{name}")
+    arns: list[str] = []
+    # An app of an `apps:` config shares the batch project and its role with its siblings.
+    for app in batchgraph.siblings(config):
+        for layer in runtime.LAYERS:
+            name = layers.repository_path(app, layer)  # with an ECR namespace: team/shop-app
+            arn = f"arn:{account.partition}:ecr:{region}:{acct}:repository/{name}"
+            if arn not in arns:
+                arns.append(arn)
     return arns
 
 

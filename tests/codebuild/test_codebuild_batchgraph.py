@@ -256,3 +256,32 @@ def test_a_node_command_selects_its_app_only_when_it_has_one(app: str, expected:
         ["bash", "-c", command], capture_output=True, text=True, env=env, check=True, timeout=30
     ).stdout.split()
     assert out == ["-c", "imgbuild.yaml", *expected, "app", "--push"]
+
+
+def test_an_apps_config_project_allows_its_whole_graph_and_its_role_every_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch project and role one app's `codebuild apply` creates run the whole graph:
+    CodeBuild refuses a batch of more builds than maximumBuildsAllowed, and the one role
+    pushes every app's images."""
+    from buildkit.codebuild import project
+
+    config = _apps_repo(tmp_path)
+    with config.open("a") as handle:
+        handle.write(
+            "codebuild:\n  github: https://github.com/example/mono\n  batch: true\n"
+            "  create_role: true\n"
+        )
+    ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    monkeypatch.setenv("MONO_PREFIX", "bg")  # the siblings are read with the process's env
+    web = configmod.resolve(config, configmod.Overrides(registry=ecr), app="web")
+    account = project.Account("123456789012", "eu-west-1")
+    batch = next(s for s in project.projects(web, account) if s.kind == "batch")
+    entries = len(batchgraph.render_batch_graph(batchgraph.siblings(web))["build-graph"])
+    assert entries == 8  # two Rubies, three bases, three apps
+    assert batch.params["buildBatchConfig"]["restrictions"]["maximumBuildsAllowed"] == entries
+    repositories = {arn.rsplit("/", 1)[1] for arn in project.ecr_repositories(web, account)}
+    assert repositories == {
+        "bg-ruby",
+        *(f"bg-{app}-{layer}" for app in ("web", "api", "worker") for layer in ("base", "app")),
+    }
