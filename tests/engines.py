@@ -22,6 +22,16 @@ import pytest
 from tests.tls_certs import ServerCerts
 
 FRESH_BRIDGE = "imgbfresh0"
+#: Every bridge the suite's fresh daemons use, with the address set on it before a daemon starts:
+#: one given a bridge without an address picks the first free pool itself, and two starting at
+#: once pick the same. Apart from each other, so daemons that build at once never share a subnet
+#: (the first three are what dockerd picked on the dev machine, kept so live daemons keep theirs).
+BRIDGES = {
+    FRESH_BRIDGE: "172.18.0.1/16",
+    "imgbtls0": "172.19.0.1/16",
+    "imgbtls1": "172.20.0.1/16",
+    **{f"imgbbg{n}": f"172.29.{10 + n}.1/24" for n in range(3)},
+}
 START_TIMEOUT = 60.0
 
 
@@ -64,10 +74,23 @@ class TlsListener:
         ]
 
 
-def _ensure_bridge(name: str) -> None:
+def ensure_bridge(name: str) -> str:
+    """The bridge `name` of BRIDGES, up and with its address (any other one replaced): the
+    address, where a proxy for its daemon's RUN steps can listen."""
+    if name not in BRIDGES:
+        pytest.fail(f"bridge {name} has no address in tests/engines.py BRIDGES; add one")
+    cidr = BRIDGES[name]
     probe = subprocess.run(["ip", "link", "show", name], check=False, capture_output=True)
     if probe.returncode:
         subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", name], capture_output=True, text=True, check=True
+    ).stdout
+    if f"inet {cidr} " not in shown:
+        subprocess.run(["ip", "addr", "flush", "dev", name], check=True)
+        subprocess.run(["ip", "addr", "add", cidr, "dev", name], check=True)
+    subprocess.run(["ip", "link", "set", name, "up"], check=True)
+    return cidr.split("/")[0]
 
 
 def _wait_for(argv: list[str], proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
@@ -135,9 +158,9 @@ def start_fresh_daemon(
 ) -> Iterator[FreshDaemon]:
     """An empty dockerd under `root` (the system's, or engine 26's with `dockerd` and `env`);
     with `tls`, also listening on 127.0.0.1:PORT with TLS (and nowhere else on TCP).
-    Daemons that build at the same time need a `bridge` each (its address set by the caller):
-    each allocates its containers' addresses on its bridge without asking the others."""
-    _ensure_bridge(bridge)
+    Daemons that build at the same time need a `bridge` each (one of BRIDGES, which sets its
+    address): each allocates its containers' addresses on its bridge without asking the others."""
+    ensure_bridge(bridge)
     sock = root / "docker.sock"
     host = f"unix://{sock}"
     log = root / "dockerd.log"

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import io
 import json
 import re
-import socket
 import subprocess
 import tarfile
-import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,62 +27,19 @@ from tests.engines import (
     start_fresh_daemon,
     start_fresh_engine26,
 )
+from tests.fresh_proxy import proxied_docker_config
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.engines]
 
 INSTALLING = re.compile(r"\bInstalling (\S+) \d")
-BENCH_FORWARD = Path(__file__).resolve().parent.parent / "bench" / "forward.py"
 SEEDED = re.compile(r"bundle seed: (\d+) gem\(s\) from the previous base image")
-
-
-def _bench_forward() -> ModuleType:
-    """bench/forward.py, whose HTTP proxy P4-FRESH's fresh daemons use (bench/ is no package)."""
-    spec = importlib.util.spec_from_file_location("bench_forward", BENCH_FORWARD)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class HttpProxy:
-    """A plain-http forward proxy on the fresh daemons' bridge address: their build containers
-    have no route out (--iptables=false, no NAT), and the gem stage's apt-get needs Debian's
-    archive. One request per connection (bench/forward.py's relay; apt asks again)."""
-
-    def __init__(self, address: str) -> None:
-        self.server = socket.create_server((address, 0))
-        self.url = f"http://{address}:{self.server.getsockname()[1]}"
-        self._relay = _bench_forward()._proxy_one
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        with suppress(OSError):
-            while True:
-                client, _ = self.server.accept()
-                threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.close()
 
 
 @pytest.fixture
 def docker_config(tmp_path: Path, fresh_daemon: FreshDaemon) -> Iterator[Path]:
-    """A DOCKER_CONFIG naming an HTTP proxy the fresh daemons' RUN steps reach: buildx passes
-    it as the predefined proxy build args, which are in no cache key."""
-    bridge = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show", FRESH_BRIDGE],
-        capture_output=True, text=True, check=True, timeout=10,
-    ).stdout.split()  # fmt: skip
-    proxy = HttpProxy(bridge[bridge.index("inet") + 1].split("/")[0])
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    proxies = {"httpProxy": proxy.url, "noProxy": "localhost,127.0.0.1"}
-    (config / "config.json").write_text(json.dumps({"proxies": {"default": proxies}}))
-    try:
+    """A DOCKER_CONFIG naming an HTTP proxy the fresh daemons' RUN steps reach."""
+    with proxied_docker_config(tmp_path / "docker-config", FRESH_BRIDGE) as config:
         yield config
-    finally:
-        proxy.close()
 
 
 @contextmanager

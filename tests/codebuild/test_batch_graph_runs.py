@@ -31,7 +31,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from tests.codebuild.test_codebuild_run import copy_image, manifest_digest
 from tests.codebuild_batch import BatchResult, BatchRunner, Environment
 from tests.conftest import EXAMPLE, REPO, DevEnv
 from tests.engines import start_fresh_daemon
-from tests.test_gem_seed_fresh import HttpProxy
+from tests.fresh_proxy import proxied_docker_config
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -52,9 +52,9 @@ PREFIX = "batchgraph"
 SHARED_RUBY = f"{PREFIX}-ruby"
 APPS = ("shop", "admin", "api")
 API_RUBY = '  configure_opts: ["--disable-install-doc", "--disable-install-rdoc"]\n'
-#: One bridge per engine slot (at most PARALLEL engines at once), addresses of the test's own.
+#: One bridge per engine slot (at most PARALLEL engines at once; their addresses: engines.BRIDGES).
 PARALLEL = 3
-SLOTS = [(f"imgbbg{n}", f"172.29.{10 + n}.1") for n in range(PARALLEL)]
+SLOTS = [f"imgbbg{n}" for n in range(PARALLEL)]
 
 
 def _git(root: Path, *args: str) -> str:
@@ -123,33 +123,15 @@ class Slot:
     docker_config: Path
 
 
-def _bridge(name: str, address: str) -> None:
-    if subprocess.run(["ip", "link", "show", name], capture_output=True, check=False).returncode:
-        subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
-    shown = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show", name], capture_output=True, text=True, check=True
-    ).stdout
-    if f"{address}/" not in shown:
-        subprocess.run(["ip", "addr", "add", f"{address}/24", "dev", name], check=True)
-    subprocess.run(["ip", "link", "set", name, "up"], check=True)
-
-
 @pytest.fixture(scope="module")
 def slots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[queue.Queue[Slot]]:
     """PARALLEL engine slots: a bridge, an HTTP proxy on it, a DOCKER_CONFIG naming the proxy."""
     free: queue.Queue[Slot] = queue.Queue()
-    proxies = []
-    for name, address in SLOTS:
-        _bridge(name, address)
-        proxy = HttpProxy(address)
-        proxies.append(proxy)
-        config = tmp_path_factory.mktemp(f"docker-config-{name}")
-        settings = {"httpProxy": proxy.url, "noProxy": "localhost,127.0.0.1"}
-        (config / "config.json").write_text(json.dumps({"proxies": {"default": settings}}))
-        free.put(Slot(name, config))
-    yield free
-    for proxy in proxies:
-        proxy.close()
+    with ExitStack() as proxies:
+        for name in SLOTS:
+            directory = tmp_path_factory.mktemp(f"docker-config-{name}")
+            free.put(Slot(name, proxies.enter_context(proxied_docker_config(directory, name))))
+        yield free
 
 
 class FreshEngine:

@@ -22,12 +22,13 @@ import pytest
 
 from tests.conftest import DevEnv, Project, layers_by_name
 from tests.engines import TlsListener, start_fresh_daemon, start_fresh_engine26
+from tests.fresh_proxy import proxied_docker_config
 from tests.registry_fixtures import registry_digest
 from tests.tls_certs import client_certs, make_ca, make_certs
 
 pytestmark = [pytest.mark.docker]
 
-TLS_BRIDGE = "imgbtls0"  # bridges of their own: the fresh daemons of other tests use imgbfresh0
+TLS_BRIDGE = "imgbtls0"  # bridges of their own (addresses: tests/engines.py BRIDGES)
 TLS26_BRIDGE = "imgbtls1"
 ERROR_SECONDS = 10.0
 
@@ -106,25 +107,47 @@ def _timed(
     return result, time.monotonic() - start
 
 
+def _new_base(project: Project) -> None:
+    """A base key no registry or engine has (a build arg of its own: in the base key, unused by
+    the Dockerfile, so the bundle is the example's) in a repository of its own: no `latest` to
+    take BuildKit's inline cache or a gem seed from, so every step runs on the engine."""
+    nonce = uuid.uuid4().hex[:12]
+    project.edit_config("base:\n", f'base:\n  build_args: {{TLS_BASE_NONCE: "{nonce}"}}\n')
+    repositories = f"ecr:\n  repositories: {{base: {project.name}-tlsbase-{nonce}}}\n"
+    project.edit_config("app:\n", f"{repositories}app:\n")
+
+
 @pytest.mark.slow
 def test_chain_builds_and_pushes_through_the_tls_engine(
-    project: Project, tls_engine: TlsEngine
+    project: Project, tls_engine: TlsEngine, tmp_path: Path
 ) -> None:
-    """The app is built by the TLS engine on its parents from the registry and pushed from it:
-    the engine has the image, the default daemon does not, the registry has it. (ruby and base
-    come from the registry: this engine, like every fresh daemon here, has no route to Debian's
-    archive, so it can only rebuild steps the registry's inline cache holds.)"""
+    """base (a new key, no step cached) and the app are built by the TLS engine and pushed from
+    it: the engine has both images, the default daemon has neither, the registry has both under
+    their keys. ruby comes from the registry (a compile takes a quarter of an hour). The
+    engine's RUN steps reach Debian's archive through a proxy on its bridge
+    (tests/fresh_proxy.py)."""
+    _build_chain_through(project, tls_engine, TLS_BRIDGE, tmp_path / "docker-config")
+
+
+def _build_chain_through(project: Project, engine: TlsEngine, bridge: str, config: Path) -> None:
+    _new_base(project)
     _change_source(project)
-    result = project.run("app", "--push", "--json", extra_env=_remote_env(tls_engine))
+    with proxied_docker_config(config, bridge):
+        env = {**_remote_env(engine), "DOCKER_CONFIG": str(config)}
+        result = project.run("app", "--push", "--json", extra_env=env, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     layers = layers_by_name(json.loads(result.stdout))
-    for name in ("ruby", "base"):
-        registry, _, path = layers[name]["image"].partition("/")
-        repo, _, tag = path.rpartition(":")
-        assert registry_digest(registry, repo, tag) == layers[name]["digest"]
-    app = layers["app"]
-    assert (app["built"], app["pushed"], app["path"]) == (True, True, "buildkit")
-    _assert_on_engine_and_registry_only(tls_engine, app)
+    ruby = layers["ruby"]
+    assert ruby["built"] is False
+    registry, _, path = ruby["image"].partition("/")
+    repo, _, tag = path.rpartition(":")
+    assert registry_digest(registry, repo, tag) == ruby["digest"]
+    assert [s["name"] for s in layers["base"]["steps"] if s["cached"]] == []
+    for name in ("base", "app"):
+        layer = layers[name]
+        assert (layer["built"], layer["pushed"], layer["path"]) == (True, True, "buildkit")
+        _assert_on_engine_and_registry_only(engine, layer)
+    print(f"base built through the TLS engine {engine.host} in {layers['base']['seconds']} s")
 
 
 def _assert_on_engine_and_registry_only(engine: TlsEngine, layer: Mapping[str, Any]) -> None:
@@ -163,8 +186,8 @@ def test_verify_smoke_check_through_the_tls_engine(
 def test_chain_through_a_tls_engine26_with_the_containerd_store(
     project: Project, dev: DevEnv, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """The same through Docker 26 with the containerd image store (an index with attestations
-    is what it pushes), listening with TLS on 127.0.0.1."""
+    """The same (base too) through Docker 26 with the containerd image store (an index with
+    attestations is what it pushes), listening with TLS on 127.0.0.1."""
     root = tmp_path_factory.mktemp("tls-dockerd26")
     certs = make_certs(root / "certs")
     tls = TlsListener(port=_free_port(), certs=certs.server)
@@ -174,12 +197,8 @@ def test_chain_through_a_tls_engine26_with_the_containerd_store(
         engine = TlsEngine(host=tls.host, socket=daemon.host, client=certs.client, root=root)
         # Repositories of engine 26's own, as the `engines` tests keep them (conftest.project).
         project.edit_config("name: hello\n", "name: hello26\n")
-        _change_source(project)
-        result = project.run("app", "--push", "--json", extra_env=_remote_env(engine))
-        assert result.returncode == 0, result.stderr[-3000:]
-        app = layers_by_name(json.loads(result.stdout))["app"]
-        assert (app["built"], app["pushed"], app["path"]) == (True, True, "buildkit")
-        _assert_on_engine_and_registry_only(engine, app)
+        project.name = "hello26"
+        _build_chain_through(project, engine, TLS26_BRIDGE, root / "docker-config")
 
 
 @pytest.fixture(scope="module")
