@@ -114,7 +114,7 @@ def _layer_command(layer: str) -> None:
                 raise ConfigError("--verify checks one app's image; pick the app with --app NAME")
             cli_fleet.run_apps(configs, options, jobs, as_json, kustomize=kustomize)
             return
-        cli_fleet.jobs(jobs)  # a bad --jobs / IMGBUILD_JOBS is an error with one app too
+        cli_fleet.given_jobs(jobs)  # a bad --jobs / IMGBUILD_JOBS is an error with one app too
         resolved = configs[0]
         target = kustomizemod.prepare(resolved, kustomize) if kustomize is not None else None
         timer = log.Timer()

@@ -26,11 +26,20 @@ JobsOpt = Annotated[str | None, typer.Option("--jobs", help=JOBS_HELP, metavar="
 
 def jobs(flag: str | None) -> int:
     """--jobs N, else IMGBUILD_JOBS, else run.fleet.default_jobs(); a whole number ≥ 1."""
+    given = given_jobs(flag)
+    if given is not None:
+        return given
     from buildkit.run import fleet
 
+    return fleet.default_jobs()
+
+
+def given_jobs(flag: str | None) -> int | None:
+    """--jobs N, else IMGBUILD_JOBS, checked (a whole number ≥ 1); None when neither is given.
+    A one-app run checks them only: it has no default to work out."""
     given = flag if flag is not None else envvars.value(os.environ, "IMGBUILD_JOBS")
     if given is None:
-        return fleet.default_jobs()
+        return None
     source = "--jobs" if flag is not None else "IMGBUILD_JOBS"
     if not given.strip().isdigit() or int(given) < 1:
         raise ConfigError(f"{source} must be a whole number ≥ 1, not {given!r}")
