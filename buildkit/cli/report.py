@@ -87,7 +87,8 @@ def report(
     if len(configs) > 1 and not one_app_only:
         _report_apps(configs, as_json=as_json, markdown=markdown)
         return
-    resolved = resolve(ctx, config, registry)
+    # Several apps and a one-app option: resolve says to pick one with --app.
+    resolved = configs[0] if len(configs) == 1 else resolve(ctx, config, registry)
     path = _history_path(resolved, history_file)
     if show_history:
         _print_history(history.read(path), as_json=as_json)

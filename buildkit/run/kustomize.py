@@ -32,6 +32,7 @@ import yaml
 from buildkit import fsutil, log
 from buildkit.chain import layers
 from buildkit.errors import InputError, PushFailedError
+from buildkit.run import summary
 from buildkit.source import dockerignore
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def _outside_the_source(config: Config, path: Path) -> None:
 
 def pin(target: Target, outcomes: Sequence[LayerOutcome]) -> dict[str, str]:
     """Set the pushed app image in the kustomization; what was written, for --json."""
-    app = next((o for o in outcomes if o.plan.spec.name == "app"), None)
+    app = summary.app_outcome(outcomes)
     if app is None or app.digest is None:
         raise PushFailedError(
             f"no pushed app image to write into {target.path}; rerun `imgbuild app --push`"
